@@ -1,0 +1,1 @@
+"""Speech: Twilio audio to transcripts with Vosk, and speech-model management."""

@@ -1,0 +1,23 @@
+"""Liveness and readiness for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz():
+    services = current_app.extensions["hotline"]
+    checks: dict[str, str] = {}
+    checks["redis"] = "ok" if services.store.ping() else "unreachable"
+    for part in ("speech", "classifier", "routing"):
+        checks[part] = services.problems.get(part, "ok")
+    ready = all(v == "ok" for v in checks.values())
+    return jsonify(status="ready" if ready else "not ready", checks=checks), (200 if ready else 503)

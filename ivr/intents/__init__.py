@@ -1,0 +1,1 @@
+"""Understanding: the intent classifier that turns a transcript into a category."""

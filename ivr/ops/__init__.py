@@ -1,0 +1,1 @@
+"""Operations: the live page, metrics, call records and personal-data masking."""

@@ -1,0 +1,1 @@
+"""Routing: rules, roster and the Redis-backed router that reserves agents."""

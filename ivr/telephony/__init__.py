@@ -1,0 +1,1 @@
+"""Telephony: Twilio webhooks, Media Streams, TwiML, signatures and the Twilio stand-in."""
