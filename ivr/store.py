@@ -15,6 +15,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from ivr.config import Config, RedisConfig
@@ -39,6 +41,9 @@ def connect(url: str, *, socket_timeout: float = SOCKET_TIMEOUT_S) -> redis.Redi
         socket_timeout=socket_timeout,
         socket_connect_timeout=socket_timeout,
         health_check_interval=30,
+        # Fail fast when Redis is down: the webhook must still answer Twilio in time
+        # (with the fallback), not sit in redis-py's default backoff.
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
     )
 
 
@@ -120,9 +125,15 @@ class EmbeddedRedis:
 
     def stop(self) -> None:
         if self._client is not None:
+            import psutil
+
+            # SIGTERM makes redis-server save and exit; a SHUTDOWN command through
+            # redis-py would wait out its reconnect retries when the socket closes.
             try:
-                self._client.shutdown(save=True, now=True, force=True)
-            except Exception:  # already gone: nothing to save
+                proc = psutil.Process(self._client.pid)
+                proc.terminate()
+                proc.wait(10)
+            except (psutil.NoSuchProcess, psutil.TimeoutExpired, ValueError):
                 pass
             self._client = None
 
