@@ -1,0 +1,61 @@
+"""Agent API for calls: look a call up, and correct its category (the feedback loop)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from ivr.auth import require_token
+from ivr.telephony.context import context
+
+bp = Blueprint("calls_api", __name__, url_prefix="/api/calls")
+
+
+def init_app(app) -> None:
+    app.register_blueprint(bp)
+
+
+@bp.get("/<sid>")
+@require_token
+def get_call(sid: str):
+    ctx = context()
+    session = ctx.sessions.get(sid)
+    if session is not None:
+        body = session.__dict__.copy()
+        body.pop("token", None)
+        return jsonify(call=body, live=session.live)
+    from ivr.ops.records import read_records
+
+    for record in read_records(ctx.redis, ctx.keys):
+        if record.get("sid") == sid:
+            return jsonify(call=record, live=False)
+    return jsonify(error=f"no call {sid}"), 404
+
+
+@bp.post("/<sid>/category")
+@require_token
+def correct_category(sid: str):
+    """``{"category": "payment"}``: the agent says what the call was really about."""
+    ctx = context()
+    body = request.get_json(silent=True) or {}
+    category = body.get("category")
+    classifier = ctx.services.classifier
+    known = set(getattr(classifier, "categories", []) or []) | {"out_of_scope"}
+    if not isinstance(category, str) or (classifier is not None and category not in known):
+        return jsonify(error="body must be {\"category\": C} with C one of " + ", ".join(sorted(known))), 400
+    session = ctx.sessions.get(sid)
+    record = None
+    if session is None:
+        from ivr.ops.records import read_records
+
+        record = next((r for r in read_records(ctx.redis, ctx.keys) if r.get("sid") == sid), None)
+        if record is None:
+            return jsonify(error=f"no call {sid}"), 404
+    language = session.language if session else record.get("language", "")
+    text = session.transcript if session else record.get("transcript", "")
+    predicted = session.category if session else record.get("category", "")
+    from ivr.intents.feedback import record_correction
+
+    record_correction(ctx.redis, ctx.keys, sid, language, text, predicted, category)
+    if session is not None:
+        ctx.redis.hset(ctx.keys.call(sid), "corrected_category", category)
+    return jsonify(sid=sid, predicted=predicted, corrected=category, stored=True)

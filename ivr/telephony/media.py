@@ -1,0 +1,160 @@
+"""The Media Stream WebSocket: Twilio's audio in, a finished utterance on the session out.
+
+One socket per call turn. After ``start`` we check the per-call token minted by the
+signed voice webhook, feed every ``media`` frame to the call's own recognizer, keep the
+live partial on the session, and when the caller has finished (or fell silent, or ran
+out of time) store the outcome on the session *before* closing the socket — closing it
+is what makes Twilio request the ``<Connect action>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import wave
+from pathlib import Path
+
+from ivr.telephony import protocol
+from ivr.telephony.context import CallContext, context
+
+log = logging.getLogger(__name__)
+
+IDLE_TIMEOUT_S = 10.0  # no message at all for this long: Twilio is gone
+MAX_BAD_MESSAGES = 200  # a peer that sends only garbage is dropped
+PARTIAL_EVERY_S = 0.4  # audio seconds between live-partial writes
+
+
+def stream(ws) -> None:
+    """flask-sock route for ``/twilio/stream`` (the signature was checked before the handshake)."""
+    ctx = context()
+    turn = StreamTurn(ctx)
+    try:
+        turn.run(ws)
+    finally:
+        turn.close()
+
+
+class StreamTurn:
+    def __init__(self, ctx: CallContext):
+        self.ctx = ctx
+        self.sid = ""
+        self.language = ""
+        self.listener = None
+        self.session = None
+        self.bad = 0
+        self.last_partial_at = -1.0
+        self.last_partial = ""
+        self.audio = bytearray() if ctx.config.calls.record_audio else None
+        self.finished_wall = 0.0
+        self.stored = False
+
+    def run(self, ws) -> None:
+        while True:
+            raw = ws.receive(timeout=IDLE_TIMEOUT_S)
+            if raw is None:
+                log.warning("media stream idle; finishing", extra={"call_sid": self.sid})
+                self.finish("stream_end")
+                return
+            try:
+                event = protocol.parse(raw)
+            except protocol.MalformedMessage as exc:
+                self.bad += 1
+                if self.bad <= 5 or self.bad % 100 == 0:
+                    log.warning("malformed media stream message skipped",
+                                extra={"call_sid": self.sid, "reason": str(exc), "count": self.bad})
+                if self.bad > MAX_BAD_MESSAGES:
+                    self.finish("stream_end")
+                    return
+                continue
+            if isinstance(event, protocol.Start):
+                if not self.on_start(event):
+                    return
+            elif isinstance(event, protocol.Media):
+                if self.on_media(event):
+                    self.finish("endpoint")
+                    return
+            elif isinstance(event, protocol.Stop):
+                self.finish("stream_end")
+                return
+            elif isinstance(event, protocol.Dtmf):
+                log.info("caller pressed a key (ignored: no keypad menus)", extra={"call_sid": self.sid})
+
+    def on_start(self, event: protocol.Start) -> bool:
+        session = self.ctx.sessions.get(event.call_sid)
+        if session is None or not session.token or event.custom.get("token") != session.token:
+            log.warning("media stream refused: unknown call or wrong token", extra={"call_sid": event.call_sid})
+            return False
+        if event.encoding != "audio/x-mulaw" or event.sample_rate != 8000:
+            log.error("unexpected media format", extra={"call_sid": event.call_sid, "encoding": event.encoding,
+                                                        "rate": event.sample_rate})
+        hotline = self.ctx.config.hotline(session.hotline)
+        self.sid, self.session, self.language = event.call_sid, session, hotline.language
+        speech = self.ctx.services.speech
+        if speech is None or not speech.ready(hotline.model):
+            self._store(outcome="asr_unavailable", text="", details={})
+            return False
+        self.listener = speech.listener(hotline.model)
+        return True
+
+    def on_media(self, event: protocol.Media) -> bool:
+        """Feed one frame; True when the caller has finished speaking."""
+        if self.listener is None or self.listener.finished:
+            return self.listener is not None
+        if self.audio is not None:
+            self.audio.extend(event.audio)
+        for ev in self.listener.feed_mulaw(event.audio):
+            if ev.kind == "partial" and ev.text and ev.text != self.last_partial \
+                    and ev.at_s - self.last_partial_at >= PARTIAL_EVERY_S:
+                self.last_partial, self.last_partial_at = ev.text, ev.at_s
+                self.ctx.sessions.set_partial(self.sid, _mask(ev.text, self.language))
+        return self.listener.finished
+
+    def finish(self, reason: str) -> None:
+        if self.listener is None or self.stored:
+            return
+        self.finished_wall = time.time()
+        utterance = self.listener.finish(reason)
+        details = utterance.to_dict()
+        details.pop("text", None)
+        details.pop("partial", None)
+        words = details.pop("words", None) or []
+        details["words"] = len(words)
+        self._store(outcome=utterance.outcome, text=_mask(utterance.text, self.language), details=details)
+        self.ctx.metric("observe_recognition", utterance.decode_latency_ms / 1000.0)
+
+    def _store(self, outcome: str, text: str, details: dict) -> None:
+        session = self.session
+        details = dict(details, turn=session.reprompts, finished_at=self.finished_wall or time.time())
+        if self.audio is not None and self.audio:
+            details["audio_path"] = self._save_audio()
+        self.ctx.sessions.update(self.sid, "understanding" if session.state != "ended" else "ended",
+                                 speech_outcome=outcome, transcript=text, partial=text, speech=details)
+        self.stored = True
+        log.info("caller finished speaking", extra={"call_sid": self.sid, "speech_outcome": outcome})
+
+    def _save_audio(self) -> str:
+        """The caller's side as a WAV that `ivr replay` takes (8 kHz 16-bit PCM)."""
+        from ivr.asr.audio import mulaw_to_pcm16
+
+        folder = self.ctx.config.path(self.ctx.config.calls.recordings_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = Path(folder) / f"{self.sid}-{self.session.reprompts}.wav"
+        with wave.open(str(path), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(8000)
+            w.writeframes(mulaw_to_pcm16(bytes(self.audio)).tobytes())
+        return str(path)
+
+    def close(self) -> None:
+        if self.listener is not None and not self.stored:
+            try:
+                self.finish("stream_end")
+            except Exception:
+                log.exception("could not store the utterance of a dropped stream", extra={"call_sid": self.sid})
+
+
+def _mask(text: str, language: str) -> str:
+    from ivr.ops.masking import mask
+
+    return mask(text, language) if text else text

@@ -1,0 +1,84 @@
+"""Webhooks refuse forged requests and always answer valid TwiML that reaches a human."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+from twilio.request_validator import RequestValidator
+
+from ivr.app import create_app
+from ivr.config import load
+from ivr.keys import Keys
+from ivr.services import Services
+from ivr.store import Store, connect
+
+TOKEN = "test-auth-token-123"
+PUBLIC = "https://hotline.example.test"
+
+
+@pytest.fixture
+def cfg(config_file, redis_url):
+    return load(config_file, env={"TWILIO_AUTH_TOKEN": TOKEN, "IVR_PUBLIC_URL": PUBLIC, "REDIS_URL": redis_url})
+
+
+def app_with(cfg, client):
+    services = Services(config=cfg, store=Store(client, "ivr"), keys=Keys("ivr"))
+    services.problems.update(speech="not loaded in this test", classifier="not loaded", routing="not loaded")
+    return create_app(cfg, services)
+
+
+def signed_post(client, path, params, token=TOKEN):
+    sig = RequestValidator(token).compute_signature(PUBLIC + path, params)
+    return client.post(path, data=params, headers={"X-Twilio-Signature": sig})
+
+
+CALL = {"CallSid": "CA00000000000000000000000000000001", "AccountSid": "AC1", "From": "+821012345678",
+        "To": "+8215880000", "CallStatus": "ringing", "Direction": "inbound"}
+
+
+def test_forged_signature_is_refused_and_changes_nothing(cfg, redis):
+    app = app_with(cfg, connect(cfg.redis.url))
+    client = app.test_client()
+    response = signed_post(client, "/twilio/voice", CALL, token="not-the-token")
+    assert response.status_code == 403
+    assert b"X-Twilio-Signature" in response.data
+    assert redis.keys("*") == []
+    response = client.post("/twilio/voice", data=CALL)  # no signature at all
+    assert response.status_code == 403
+    assert redis.keys("*") == []
+
+
+def test_signature_over_a_tampered_parameter_is_refused(cfg, redis):
+    client = app_with(cfg, connect(cfg.redis.url)).test_client()
+    sig = RequestValidator(TOKEN).compute_signature(PUBLIC + "/twilio/voice", CALL)
+    response = client.post("/twilio/voice", data=dict(CALL, From="+15550000000"), headers={"X-Twilio-Signature": sig})
+    assert response.status_code == 403
+
+
+def test_without_speech_or_router_the_caller_is_transferred_to_a_human(cfg, redis):
+    client = app_with(cfg, connect(cfg.redis.url)).test_client()
+    response = signed_post(client, "/twilio/voice", CALL)
+    assert response.status_code == 200 and response.mimetype == "text/xml"
+    root = ET.fromstring(response.data)
+    assert root.tag == "Response"
+    assert root.find("Dial").text == cfg.fallback.dial
+    # the session was still opened, so the call gets a record when it ends
+    assert redis.hget("ivr:call:{%s}" % CALL["CallSid"], "hotline") == "ko"
+
+
+def test_redis_down_still_answers_twiml_that_reaches_a_human(cfg, tmp_path):
+    dead = connect(f"unix://{tmp_path}/no-such-redis.sock")
+    client = app_with(cfg, dead).test_client()
+    for path in ("/twilio/voice", "/twilio/listened", "/twilio/dialed", "/twilio/queued"):
+        response = signed_post(client, path, CALL)
+        assert response.status_code == 200, path
+        root = ET.fromstring(response.data)
+        assert root.find("Dial").text == cfg.fallback.dial, path
+
+
+def test_malformed_webhook_without_call_sid_gets_fallback_twiml(cfg, redis):
+    client = app_with(cfg, connect(cfg.redis.url)).test_client()
+    response = signed_post(client, "/twilio/voice", {"From": "+1"})
+    assert response.status_code == 200
+    assert ET.fromstring(response.data).find("Dial").text == cfg.fallback.dial
