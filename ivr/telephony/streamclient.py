@@ -51,6 +51,7 @@ class _Line:
         self.lock = threading.Lock()
         self.sequence = 0
         self.server_closed = threading.Event()
+        self.closing = False  # we are shutting the socket down ourselves
         # Marks to echo. Only the playing thread writes to the socket: a reader thread
         # sending too would be starved by a stream at full speed.
         self.marks: queue.SimpleQueue[str] = queue.SimpleQueue()
@@ -72,7 +73,10 @@ class _Line:
                 opcode, data = self.ws.recv_data()
             except websocket.WebSocketTimeoutException:
                 continue
-            except Exception:  # socket shut down by us, or dropped
+            except Exception as exc:  # socket shut down by us, or dropped
+                if not self.closing:
+                    rec.closed_wall = time.perf_counter()
+                    rec.errors.append(f"stream connection dropped without a close frame: {exc.__class__.__name__}: {exc}")
                 self.server_closed.set()
                 return
             if opcode == websocket.ABNF.OPCODE_CLOSE:
@@ -148,7 +152,10 @@ def run(url: str, sent_to: str, signature: str, account_sid: str, call_sid: str,
                 ws.send_close()
             except Exception:
                 pass
-            line.server_closed.wait(2.0)
+            # Wait for the server's close frame: shutting down with its data unread would
+            # reset the connection and could lose our last messages (the stop) on its side.
+            line.server_closed.wait(5.0)
+        line.closing = True
         try:
             ws.shutdown()
         except Exception:
@@ -185,7 +192,10 @@ def _play(line: _Line, plan: StreamPlan, account_sid: str, call_sid: str, stream
         if chunk >= len(audio_frames) + silence_budget:
             # The server never closed the stream. Wait a little (it may be catching up
             # with an accelerated stream), then give up as a caller would.
-            if line.server_closed.wait(plan.close_wait_s):
+            deadline = time.perf_counter() + plan.close_wait_s
+            while not line.server_closed.wait(0.05) and time.perf_counter() < deadline:
+                _echo_marks(line, stream_sid)
+            if line.server_closed.is_set():
                 rec.closed_by = "server"
             else:
                 rec.closed_by = "timeout"
@@ -194,10 +204,7 @@ def _play(line: _Line, plan: StreamPlan, account_sid: str, call_sid: str, stream
                 line.send({"event": "stop", "streamSid": stream_sid,
                            "stop": {"accountSid": account_sid, "callSid": call_sid}})
             break
-        while not line.marks.empty():
-            name = line.marks.get()
-            line.send({"event": "mark", "streamSid": stream_sid, "mark": {"name": name}})
-            rec.marks_echoed.append(name)
+        _echo_marks(line, stream_sid)
         while dtmf and dtmf[0][0] <= audio_s:
             digit = dtmf.pop(0)[1]
             line.send({"event": "dtmf", "streamSid": stream_sid, "dtmf": {"track": "inbound_track", "digit": digit}})
@@ -220,3 +227,10 @@ def _play(line: _Line, plan: StreamPlan, account_sid: str, call_sid: str, stream
         rec.audio_s = round(chunk * frame_s, 3)
         if rec.speech_end_wall is None and chunk * frame_s >= speech_end:
             rec.speech_end_wall = time.perf_counter()
+
+
+def _echo_marks(line: _Line, stream_sid: str) -> None:
+    while not line.marks.empty():
+        name = line.marks.get()
+        line.send({"event": "mark", "streamSid": stream_sid, "mark": {"name": name}})
+        line.record.marks_echoed.append(name)
