@@ -213,6 +213,8 @@ def _play(line: _Line, plan: StreamPlan, account_sid: str, call_sid: str, stream
             delay = started + chunk * interval - time.perf_counter()
             if delay > 0:
                 plan.sleep(delay)
+        else:
+            time.sleep(0)  # flat out, but let the reader thread (marks, close) have the GIL
         is_audio = chunk < len(audio_frames)
         payload = audio_frames[chunk] if is_audio else wavstream.SILENCE_FRAME
         chunk += 1

@@ -321,7 +321,7 @@ def test_connect_action_is_requested_only_after_the_server_closes_the_stream(ser
 
 def test_server_marks_are_echoed_and_its_media_and_clear_accepted(serve):
     fake = FakeHotline("stream", close_after_media=20, wait_for_echo=True)
-    trace = serve(fake).place_call(mulaw_tone(0.2))
+    trace = serve(fake).place_call(mulaw_tone(0.2), speed=5)
     echoes = [m for m in fake.ws_messages if m["event"] == "mark"]
     assert len(echoes) == 1 and echoes[0]["mark"] == {"name": "greeting-done"}
     assert echoes[0]["sequenceNumber"].isdigit() and echoes[0]["streamSid"] == fake.ws_messages[1]["streamSid"]
