@@ -23,8 +23,8 @@ def register(sub) -> None:
                "  ivr replay call.wav --hangup-while queued --hangup-after 10 --json")
     replay.add_argument("wav", metavar="CALL.wav", nargs="+",
                         help="the caller's audio (any WAV: PCM or mu-law, any rate); give several for re-prompts")
-    replay.add_argument("--to", help="the hotline number called (default: the default hotline's first number)")
-    replay.add_argument("--from", dest="from_", default="+15551230000", help="the caller's number (default: %(default)s)")
+    replay.add_argument("--to", metavar="NUMBER", help="the hotline number called (default: the default hotline's first number)")
+    replay.add_argument("--from", dest="from_", default="+15551230000", metavar="NUMBER", help="the caller's number (default: %(default)s)")
     replay.add_argument("--url", help="where the server really listens (default: http://server.host:server.port)")
     replay.add_argument("--agent-answers", nargs="+", default=[], metavar="yes|no|busy|fail",
                         help="how each dialed agent behaves, in order (default: every agent answers); "
