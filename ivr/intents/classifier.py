@@ -1,5 +1,235 @@
-"""Intent classifier (issue 8 builds it)."""
+"""The hotline's intent classifier: transcript + language -> category, confidence, decision.
+
+One :class:`~ivr.intents.model.IntentModel` per language (the scripts share no features,
+and a per-language model keeps each language's confidences calibrated on that
+language's own data). The trained models are saved with joblib together with the hash of
+the data they learned from and the library versions that built them;
+:func:`load_classifier` loads that file and retrains when the data changed or the file
+is missing, corrupt or from other library versions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import joblib
+import numpy as np
+import scipy
+import sklearn
+
+from ivr.intents import data as data_mod
+from ivr.intents.data import OUT_OF_SCOPE, Example, Taxonomy
+from ivr.intents.model import MODEL_VERSION, IntentModel
+
+log = logging.getLogger(__name__)
+
+ARTIFACT_FORMAT = 1
 
 
-def load_classifier(config):
-    raise NotImplementedError("the intent classifier is not built yet")
+class ClassifierError(RuntimeError):
+    """The classifier cannot be built (bad data, unknown language); the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    category: str                 # a category, or "out_of_scope"
+    confidence: float             # calibrated probability of `category`
+    runner_up: str                # the likeliest real category other than `category`
+    runner_up_confidence: float
+    decision: str                 # "route" | "reprompt" | "fallback"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def decide(category: str, confidence: float, confident: float, reprompt: float) -> str:
+    """Thresholds -> what the call flow does.
+
+    A category at or above ``confident`` is routed; at or above ``reprompt`` the caller is
+    asked once more; below, the call goes to the fallback queue. ``out_of_scope`` is never
+    routed as such: a clear "none of these" earns one re-prompt, an unclear one the fallback.
+    """
+    if category == OUT_OF_SCOPE:
+        return "reprompt" if confidence >= reprompt else "fallback"
+    if confidence >= confident:
+        return "route"
+    return "reprompt" if confidence >= reprompt else "fallback"
+
+
+def library_versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "sklearn": sklearn.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "joblib": joblib.__version__,
+        "model": str(MODEL_VERSION),
+    }
+
+
+@dataclass
+class Classifier:
+    taxonomy: Taxonomy
+    models: dict[str, IntentModel]
+    confident: float = 0.55
+    reprompt: float = 0.25
+    data_hash: str = ""
+    trained_at: float = 0.0
+    feedback_count: int = 0
+    versions: dict[str, str] = field(default_factory=library_versions)
+
+    @property
+    def categories(self) -> list[str]:
+        return self.taxonomy.names
+
+    @property
+    def languages(self) -> list[str]:
+        return sorted(self.models)
+
+    def spoken_name(self, category: str, language: str) -> str:
+        return self.taxonomy.spoken_name(category, language)
+
+    def predict(self, text: str, language: str) -> Prediction:
+        lang = data_mod.base_language(language)
+        model = self.models.get(lang)
+        if model is None:
+            raise ClassifierError(f"no intent model for language {language!r} (have {', '.join(self.languages)}); "
+                                  f"add intents/{lang}.tsv and run `ivr intents train`")
+        if not data_mod.clean_text(text):
+            # Nothing was understood: say so plainly rather than report the class prior.
+            runner = "human" if "human" in self.categories else self.categories[0]
+            return Prediction(OUT_OF_SCOPE, 0.0, runner, 0.0, "fallback")
+        proba = model.proba_one(text)
+        return self._prediction(model.classes_, proba)
+
+    def _prediction(self, classes: np.ndarray, proba: np.ndarray) -> Prediction:
+        order = np.argsort(-proba)
+        best = int(order[0])
+        category = str(classes[best])
+        runner = next((int(i) for i in order[1:] if classes[i] != OUT_OF_SCOPE), None)
+        runner_up = str(classes[runner]) if runner is not None else category
+        runner_conf = float(proba[runner]) if runner is not None else 0.0
+        confidence = float(proba[best])
+        return Prediction(category, round(confidence, 4), runner_up, round(runner_conf, 4),
+                          decide(category, confidence, self.confident, self.reprompt))
+
+    def with_thresholds(self, confident: float, reprompt: float) -> "Classifier":
+        self.confident, self.reprompt = confident, reprompt
+        return self
+
+
+def train(examples: list[Example], taxonomy: Taxonomy, *, data_hash: str = "", feedback_count: int = 0,
+          confident: float = 0.55, reprompt: float = 0.25, model_params: dict | None = None) -> Classifier:
+    """Fit one model per language present in ``examples``."""
+    by_lang: dict[str, list[Example]] = {}
+    for ex in examples:
+        by_lang.setdefault(ex.language, []).append(ex)
+    models = {}
+    for lang, items in sorted(by_lang.items()):
+        labels = {ex.category for ex in items}
+        if len(labels) < 2:
+            raise ClassifierError(f"{lang}: training needs at least two categories, found {sorted(labels)}")
+        models[lang] = IntentModel(**(model_params or {})).fit([ex.text for ex in items], [ex.category for ex in items])
+    return Classifier(taxonomy, models, confident, reprompt, data_hash, time.time(), feedback_count)
+
+
+def save(classifier: Classifier, path: str | Path) -> None:
+    """Write atomically: a worker loading at the same moment sees the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    artifact = {
+        "format": ARTIFACT_FORMAT,
+        "versions": classifier.versions,
+        "data_hash": classifier.data_hash,
+        "trained_at": classifier.trained_at,
+        "feedback_count": classifier.feedback_count,
+        "taxonomy": classifier.taxonomy,
+        "models": classifier.models,
+    }
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        joblib.dump(artifact, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_artifact(path: str | Path) -> dict:
+    """The saved artifact; raises ``ValueError`` when it is unusable (corrupt, foreign, old)."""
+    try:
+        artifact = joblib.load(path)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # unpickling garbage raises anything from EOFError to KeyError
+        raise ValueError(f"{path}: unreadable model file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(artifact, dict) or artifact.get("format") != ARTIFACT_FORMAT:
+        raise ValueError(f"{path}: not a model file of format {ARTIFACT_FORMAT}")
+    if artifact.get("versions") != library_versions():
+        raise ValueError(f"{path}: built with {artifact.get('versions')}, running {library_versions()}")
+    return artifact
+
+
+def staleness(config) -> str | None:
+    """Why the saved model must be retrained, or None when it is current."""
+    path = config.path(config.classifier.model_path)
+    try:
+        artifact = read_artifact(path)
+    except FileNotFoundError:
+        return f"{path} does not exist"
+    except ValueError as exc:
+        return str(exc)
+    current = data_mod.data_hash(config.path(config.classifier.data_dir))
+    if artifact["data_hash"] != current:
+        return f"the data in {config.classifier.data_dir}/ changed since the model was trained"
+    return None
+
+
+def train_from_config(config, feedback: list[Example] | None = None) -> Classifier:
+    """Train on ``intents/`` (plus agents' corrections, if given) and save to the model path."""
+    data_dir = config.path(config.classifier.data_dir)
+    try:
+        taxonomy = data_mod.load_taxonomy(data_dir)
+        examples = data_mod.load_examples(data_dir, taxonomy)
+    except data_mod.DataError as exc:
+        raise ClassifierError(f"cannot train, fix the data first:\n{exc}") from None
+    # An agent's correction outranks a written example with the same text.
+    feedback = [fb for fb in (feedback or []) if fb.category in taxonomy.labels]
+    corrected = {(fb.language, data_mod.clean_text(fb.text)) for fb in feedback}
+    kept = [ex for ex in examples if (ex.language, data_mod.clean_text(ex.text)) not in corrected]
+    thresholds = config.classifier.thresholds
+    started = time.perf_counter()
+    classifier = train(kept + feedback, taxonomy, data_hash=data_mod.data_hash(data_dir),
+                       feedback_count=len(feedback), confident=thresholds.confident, reprompt=thresholds.reprompt)
+    save(classifier, config.path(config.classifier.model_path))
+    log.info("intent model trained", extra={"examples": len(kept) + len(feedback), "feedback": len(feedback),
+                                           "languages": classifier.languages,
+                                           "seconds": round(time.perf_counter() - started, 2)})
+    return classifier
+
+
+def load_classifier(config) -> Classifier:
+    """The classifier for this process: the saved model if current, else a fresh one (saved)."""
+    path = config.path(config.classifier.model_path)
+    thresholds = config.classifier.thresholds
+    reason = None
+    try:
+        artifact = read_artifact(path)
+        if artifact["data_hash"] != data_mod.data_hash(config.path(config.classifier.data_dir)):
+            reason = "training data changed"
+    except FileNotFoundError:
+        reason = "no saved model"
+    except ValueError as exc:
+        reason = str(exc)
+    if reason is None:
+        return Classifier(artifact["taxonomy"], artifact["models"], thresholds.confident, thresholds.reprompt,
+                          artifact["data_hash"], artifact["trained_at"], artifact["feedback_count"], artifact["versions"])
+    log.warning("retraining the intent model", extra={"reason": reason, "model_path": str(path)})
+    return train_from_config(config)

@@ -1,0 +1,220 @@
+"""The intent model: one scikit-learn estimator for the hotline and the public benchmarks.
+
+Features, built for short noisy transcripts in English, Chinese and Korean:
+
+- word unigrams and bigrams (a Chinese character counts as a word, since Chinese is
+  written without spaces and Vosk's segmentation varies);
+- character n-grams inside words (1-5), which survive misrecognitions, inflection and
+  Korean particles glued to or split from their noun;
+- unordered pairs of prefix-stemmed content words anywhere in the utterance, so the linear
+  model sees "card ... arrive" or "charged ... twice" together, whatever lies between.
+
+Each block is TF-IDF (sublinear tf, l2-normalised). A linear SVM separates the classes;
+its margins become probabilities by temperature scaling (softmax of margin / T, T fitted
+on out-of-fold margins by log loss), so a confidence of 0.8 means right about 8 times in
+10. Single predictions take a pure-Python fast path (dictionary look-ups and one small
+matrix product) that computes exactly what the scikit-learn transform computes, at a
+fraction of its per-call overhead.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import unicodedata
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import FeatureUnion
+from sklearn.svm import LinearSVC
+
+# Bumped whenever features or training change, so saved models are retrained.
+MODEL_VERSION = 3
+
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_PUNCT = re.compile(r"[^\w\s]|_", re.UNICODE)
+_HAN_GAP = re.compile(f"(?<=[{_HAN}]) +(?=[{_HAN}])")
+_TOKEN = re.compile(f"[{_HAN}]|[^\\s{_HAN}]+")
+_HANGUL = re.compile("[\uac00-\ud7a3]")
+# Words too common to carry meaning in a pair (fillers included: Vosk writes them out).
+STOPWORDS = frozenset(
+    "a an the i im my me is it its to of and or in on for do does did can could be was am are have has "
+    "this that what how why with at you your uh um er ah oh so just like yeah okay please".split()
+)
+
+
+def normalize(text: str) -> str:
+    """NFKC, lower case, punctuation out, and no spaces between Chinese characters."""
+    text = _PUNCT.sub(" ", unicodedata.normalize("NFKC", text).lower())
+    return _HAN_GAP.sub("", " ".join(text.split()))
+
+
+def words(text: str) -> list[str]:
+    """Tokens of normalised text: Latin/Hangul words, and each Chinese character alone."""
+    return _TOKEN.findall(text)
+
+
+def word_ngrams(text: str) -> list[str]:
+    w = words(text)
+    return w + [f"{a} {b}" for a, b in zip(w, w[1:])]
+
+
+class CharNgrams:
+    """Character n-grams inside space-padded words (a class, so the model pickles)."""
+
+    def __init__(self, low: int, high: int):
+        self.low, self.high = low, high
+
+    def __call__(self, text: str) -> list[str]:
+        grams = []
+        for word in text.split():
+            padded = f" {word} "
+            for n in range(self.low, self.high + 1):
+                grams.extend(padded[i:i + n] for i in range(len(padded) - n + 1))
+        return grams
+
+
+def _stem(word: str, latin: int) -> str:
+    # Korean words carry particles and endings after a 1-3 syllable stem.
+    return word[:2] if _HANGUL.match(word) else word[:latin]
+
+
+class WordPairs:
+    """Unordered pairs of prefix-stemmed content words of one utterance."""
+
+    def __init__(self, stem: int):
+        self.stem = stem
+
+    def __call__(self, text: str) -> list[str]:
+        content = sorted({_stem(w, self.stem) for w in words(text) if w not in STOPWORDS})
+        return [f"{a}|{b}" for a, b in itertools.combinations(content, 2)]
+
+
+class IntentModel(ClassifierMixin, BaseEstimator):
+    """Text -> intent with calibrated probabilities.
+
+    Parameters: ``C`` the SVM's regularisation (larger fits the training data harder),
+    ``char_range`` the character n-gram sizes, ``stem`` the prefix length of stemmed
+    words in pairs, ``calibration_folds`` the folds of out-of-fold margins that fit the
+    temperature (0 = no calibration, T = 1).
+    """
+
+    def __init__(self, C: float = 0.5, char_range: tuple[int, int] = (1, 5), stem: int = 4,
+                 calibration_folds: int = 5, random_state: int = 0):
+        self.C = C
+        self.char_range = char_range
+        self.stem = stem
+        self.calibration_folds = calibration_folds
+        self.random_state = random_state
+
+    # --- training ----------------------------------------------------------------
+    def _features(self) -> FeatureUnion:
+        def block(analyzer):
+            return TfidfVectorizer(analyzer=analyzer, sublinear_tf=True, lowercase=False, dtype=np.float64)
+        return FeatureUnion([
+            ("words", block(word_ngrams)),
+            ("chars", block(CharNgrams(*self.char_range))),
+            ("pairs", block(WordPairs(self.stem))),
+        ])
+
+    def _svm(self) -> LinearSVC:
+        return LinearSVC(C=self.C, random_state=self.random_state)
+
+    def fit(self, X, y):
+        texts = [normalize(t) for t in X]
+        y = np.asarray(y)
+        self.features_ = self._features()
+        matrix = self.features_.fit_transform(texts)
+        self.svm_ = self._svm().fit(matrix, y)
+        self.classes_ = self.svm_.classes_
+        self.temperature_ = self._fit_temperature(matrix, y)
+        self._build_fast_path()
+        return self
+
+    def _fit_temperature(self, matrix, y) -> float:
+        _, counts = np.unique(y, return_counts=True)
+        folds = min(self.calibration_folds, int(counts.min()))
+        if folds < 2 or len(self.classes_) < 2:
+            return 1.0
+        index = {c: i for i, c in enumerate(self.classes_)}
+        margins = np.zeros((len(y), len(self.classes_)))
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
+        for train, test in splitter.split(matrix, y):
+            svm = self._svm().fit(matrix[train], y[train])
+            # A fold may miss a class only if it is tiny; its column then stays very negative.
+            cols = [index[c] for c in svm.classes_]
+            margins[np.ix_(test, range(len(self.classes_)))] = -10.0
+            margins[np.ix_(test, cols)] = _margins(svm, matrix[test])
+        target = np.array([index[c] for c in y])
+
+        def log_loss(log_t: float) -> float:
+            p = _softmax(margins / math.exp(log_t))
+            return -float(np.mean(np.log(p[np.arange(len(target)), target] + 1e-12)))
+
+        best = minimize_scalar(log_loss, bounds=(-5.0, 3.0), method="bounded")
+        return float(math.exp(best.x))
+
+    def _build_fast_path(self) -> None:
+        self.blocks_ = []
+        offset = 0
+        for _, vec in self.features_.transformer_list:
+            self.blocks_.append((vec.analyzer, vec.vocabulary_, vec.idf_, offset))
+            offset += len(vec.vocabulary_)
+        coef = self.svm_.coef_
+        if coef.shape[0] == 1:  # binary: sklearn keeps one row for the positive class
+            coef = np.vstack([-coef, coef])
+            intercept = np.array([-self.svm_.intercept_[0], self.svm_.intercept_[0]])
+        else:
+            intercept = self.svm_.intercept_
+        self.coef_t_ = np.ascontiguousarray(coef.T)
+        self.intercept_ = np.asarray(intercept, dtype=np.float64)
+
+    # --- prediction --------------------------------------------------------------
+    def decision_function(self, X) -> np.ndarray:
+        matrix = self.features_.transform([normalize(t) for t in X])
+        return np.asarray(matrix @ self.coef_t_) + self.intercept_
+
+    def predict_proba(self, X) -> np.ndarray:
+        return _softmax(self.decision_function(X) / self.temperature_)
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+
+    def margins_one(self, text: str) -> np.ndarray:
+        """Margins for one text without scikit-learn's per-call overhead (same numbers)."""
+        text = normalize(text)
+        rows: list[int] = []
+        values: list[float] = []
+        for analyzer, vocabulary, idf, offset in self.blocks_:
+            counts: dict[int, int] = {}
+            for gram in analyzer(text):
+                j = vocabulary.get(gram)
+                if j is not None:
+                    counts[j] = counts.get(j, 0) + 1
+            if not counts:
+                continue
+            weights = [(1.0 + math.log(n)) * idf[j] for j, n in counts.items()]
+            norm = math.sqrt(sum(w * w for w in weights))
+            rows.extend(offset + j for j in counts)
+            values.extend(w / norm for w in weights)
+        if not rows:
+            return self.intercept_.copy()
+        return np.asarray(values) @ self.coef_t_[rows] + self.intercept_
+
+    def proba_one(self, text: str) -> np.ndarray:
+        return _softmax(self.margins_one(text) / self.temperature_)
+
+
+def _margins(svm: LinearSVC, matrix) -> np.ndarray:
+    scores = svm.decision_function(matrix)
+    return np.column_stack([-scores, scores]) if scores.ndim == 1 else scores
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    shifted = scores - scores.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=-1, keepdims=True)
