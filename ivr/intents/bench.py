@@ -87,7 +87,7 @@ def oos_scores(model: IntentModel, texts: list[str], oos: str = "oos") -> tuple[
     masked = np.where(inscope, proba, -1.0)
     best = masked.argmax(axis=1)
     predicted_oos = proba.argmax(axis=1) == np.flatnonzero(~inscope)[0] if (~inscope).any() else np.zeros(len(texts), bool)
-    conf = np.where(predicted_oos, 0.0, masked.max(axis=1))
+    conf = np.where(predicted_oos, -1.0, masked.max(axis=1))
     return model.classes_[best], conf
 
 
@@ -100,13 +100,15 @@ def inscope_and_oos(pred: np.ndarray, y: np.ndarray, oos: str = "oos") -> tuple[
     return float(np.mean(pred[ins] == y[ins])), float(np.mean(pred[~ins] == oos))
 
 
-def choose_threshold(labels: np.ndarray, conf: np.ndarray, y: np.ndarray) -> float:
-    """The threshold that maximises the mean of in-scope accuracy and OOS recall on validation."""
-    best_t, best = 0.0, -1.0
+def choose_threshold(labels: np.ndarray, conf: np.ndarray, y: np.ndarray, max_drop: float = 0.02) -> float:
+    """The highest threshold that keeps validation in-scope accuracy within ``max_drop`` of
+    its value without a threshold: as much out-of-scope recall as that accuracy allows."""
+    base, _ = inscope_and_oos(apply_threshold(labels, conf, 0.0), y)
+    best_t = 0.0
     for t in np.linspace(0.0, 0.95, 96):
-        acc, rec = inscope_and_oos(apply_threshold(labels, conf, t), y)
-        if (acc + rec) / 2 > best:
-            best_t, best = float(t), (acc + rec) / 2
+        acc, _ = inscope_and_oos(apply_threshold(labels, conf, t), y)
+        if acc >= base - max_drop:
+            best_t = float(t)
     return best_t
 
 
