@@ -46,7 +46,7 @@ def mulaw_to_pcm16(payload: bytes) -> np.ndarray:
 def pcm16_to_mulaw(pcm: np.ndarray) -> bytes:
     """int16 samples → μ-law bytes (for tests and tools; the hotline only decodes)."""
     x = np.clip(pcm.astype(np.int32), -32635, 32635)
-    sign = np.where(x < 0, 0x00, 0x80)
+    sign = np.where(x < 0, 0x80, 0x00)
     magnitude = np.abs(x) + 0x84
     exponent = np.clip(np.floor(np.log2(magnitude)).astype(np.int32) - 7, 0, 7)
     mantissa = (magnitude >> (exponent + 3)) & 0x0F

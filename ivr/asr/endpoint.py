@@ -67,7 +67,7 @@ class Endpointer:
 
     rules: EndpointRules
     vad: VoiceActivity = field(default_factory=VoiceActivity)
-    audio_s: float = 0.0             # audio received so far
+    audio_us: int = 0                # audio received so far, in µs (no float drift over many frames)
     heard_words: bool = False        # the recognizer has produced words (partial or final)
     speech_started_s: float | None = None
     voice_end_s: float | None = None     # end of the last frame that was voice
@@ -75,8 +75,12 @@ class Endpointer:
     speech_end_s: float | None = None    # end of speech as decided
     outcome: str | None = None
 
+    @property
+    def audio_s(self) -> float:
+        return self.audio_us / 1e6
+
     def on_frame(self, seconds: float, level_db: float) -> None:
-        self.audio_s += seconds
+        self.audio_us += round(seconds * 1e6)
         if self.vad.update(level_db):
             self.voice_end_s = self.audio_s
 
