@@ -51,3 +51,44 @@ class Keys:
     def rules_state(self) -> str:
         """Hash: the routing rules/roster in force, when loaded, the last refused edit."""
         return f"{self.prefix}:{{route}}:rules"
+
+    # --- routing (every key shares the {route} tag: one Lua step touches several) ----
+    def route_agent_prefix(self) -> str:
+        """Prefix of the agent hashes (the RELEASE script appends an agent id to it)."""
+        return f"{self.prefix}:{{route}}:agent:"
+
+    def route_agent(self, agent_id: str) -> str:
+        """Hash: one agent's live state (state, call, until, hb, idle times, today's counters)."""
+        return self.route_agent_prefix() + agent_id
+
+    def route_calls(self) -> str:
+        """Hash: sid -> JSON of the calls the router knows (queue, priority, original arrival)."""
+        return f"{self.prefix}:{{route}}:calls"
+
+    def route_waiting(self) -> str:
+        """Sorted set: waiting sids scored by original arrival (overflow and callback keep it)."""
+        return f"{self.prefix}:{{route}}:waiting"
+
+    def route_held(self) -> str:
+        """Hash: sid -> the agent reserved for or talking to that call."""
+        return f"{self.prefix}:{{route}}:held"
+
+    def route_callbacks(self) -> str:
+        """Hash: sid -> when the waiting caller asked to be called back."""
+        return f"{self.prefix}:{{route}}:callbacks"
+
+    def route_stats(self) -> str:
+        """Hash: queue counters (abandoned:<queue>:<day>)."""
+        return f"{self.prefix}:{{route}}:stats"
+
+    def route_handled(self) -> str:
+        """List: recent handling times, "<queue>|<seconds>", newest first (expected wait)."""
+        return f"{self.prefix}:{{route}}:handled"
+
+    def route_ended(self) -> str:
+        """Sorted set: sids whose caller hung up, by time (so a late route() does not queue a ghost)."""
+        return f"{self.prefix}:{{route}}:ended"
+
+    def route_sticky(self, caller_hash: str) -> str:
+        """String with TTL: the agent a caller (hashed number) last talked to."""
+        return f"{self.prefix}:{{route}}:sticky:{caller_hash}"

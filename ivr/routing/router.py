@@ -1,7 +1,379 @@
-"""Router (issue 5 builds it)."""
+"""The router: put a call through to the best free agent at once, or queue it fairly.
+
+Each operation reads one snapshot of the router's Redis state (one round trip), lets
+the pure :mod:`ivr.routing.selection` decide, and applies the decision with Lua steps
+in one pipeline (one more round trip). The Lua steps re-check what they depend on, so
+workers racing each other can never double-book an agent or a caller. Time-outs
+(wrap-up, missed-call pause, stale reservation, lost heartbeat) and handing waiting
+calls to agents who became free happen lazily inside these operations, so the
+``<Enqueue>`` wait URL calling :meth:`Router.poll` every few seconds is trigger enough.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+from ivr.keys import Keys
+from ivr.routing import hours, selection
+from ivr.routing.ledger import Ledger, Snapshot, call_from_info
+from ivr.routing.reload import RulesSource
+from ivr.routing.rules import Rules
+
+STATUSES = ("available", "offline", "wrap_up_done", "heartbeat")
+TOMBSTONE_S = 6 * 3600
+CALLBACK_MESSAGE = "We will call you back as soon as an agent is free; you keep your place in line."
+
+
+@dataclass
+class CallInfo:
+    sid: str
+    category: str
+    caller: str
+    hotline: str
+    language: str
+    arrived_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class AgentRef:
+    id: str
+    name: str
+    address: str  # client:NAME | sip:... | +E164
+
+
+@dataclass
+class Decision:
+    kind: str  # agent | queued | closed | fallback
+    queue: str | None = None
+    agent: AgentRef | None = None
+    position: int | None = None
+    expected_wait_s: float | None = None
+    message: str = ""
+    fallback_number: str | None = None
+    callback: bool = False  # max wait passed and the caller's callback request keeps their place
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def localized(value: str | dict[str, str], language: str | None) -> str:
+    if isinstance(value, str):
+        return value
+    lang = (language or "").split("-")[0].lower()
+    return value.get(language or "", value.get(lang, next(iter(value.values()), "")))
+
+
+def caller_hash(caller: str) -> str:
+    # Keys show up in monitoring tools: never put a raw phone number in one.
+    return hashlib.sha256(f"ivr-caller|{caller}".encode()).hexdigest()[:20]
 
 
 class Router:
+    def __init__(self, redis, keys: Keys, rules_path, agents_path, clock: Callable[[], float] = time.time,
+                 reload_interval_s: float = 2.0):
+        self.keys, self.clock = keys, clock
+        self.ledger = Ledger(redis, keys)
+        self.ledger.load_scripts()
+        self.source = RulesSource(rules_path, agents_path, redis, keys, clock, reload_interval_s,
+                                  on_change=self._roster_changed)
+
     @classmethod
-    def from_config(cls, config, redis, keys):
-        raise NotImplementedError("the router is not built yet")
+    def from_config(cls, config, redis, keys: Keys, clock: Callable[[], float] = time.time) -> "Router":
+        return cls(redis, keys, config.path(config.routing.rules), config.path(config.routing.agents),
+                   clock, config.routing.reload_interval_s)
+
+    @property
+    def rules(self) -> Rules:
+        return self.source.current()
+
+    # --- the call flow's operations ----------------------------------------------------
+    def route(self, call: CallInfo) -> Decision:
+        """Reserve the best free agent for the call, or queue it (idempotent per sid)."""
+        rules, now = self.rules, self.clock()
+        category, cat = rules.category(call.category)
+        closed = self._closed(rules, cat.queue, now, call.language)
+        if closed is not None:
+            return closed
+        vip = bool(call.caller) and call.caller in rules.rules.vip.numbers
+        chash = caller_hash(call.caller) if call.caller else ""
+        snap = self._read(rules, now, self.keys.route_sticky(chash) if chash else None)
+        known = self._known(rules, snap, call.sid, now)
+        if known is not None:
+            return known
+        info = {"sid": call.sid, "category": category, "queue": cat.queue,
+                "priority": cat.priority + (rules.rules.vip.priority_boost if vip else 0),
+                "arrived": call.arrived_at or now, "wrap": rules.rules.queues[cat.queue].wrap_up_s,
+                "sticky": snap.sticky if rules.rules.sticky.within_hours > 0 else "", "vip": vip,
+                "caller_hash": chash, "hotline": call.hotline, "language": call.language}
+        return self._place(rules, snap, info, now)
+
+    def poll(self, sid: str) -> Decision:
+        """For a waiting call: agent assigned, still waiting (position, wait), or max wait passed."""
+        rules, now = self.rules, self.clock()
+        snap = self._read(rules, now)
+        info = snap.calls.get(sid)
+        if sid in snap.held:
+            return self._agent_decision(rules, snap.held[sid], info)
+        if info is None:
+            return Decision("fallback", message="the router does not know this call")
+        if sid not in snap.waiting:  # a missed offer not yet routed again
+            return self._place(rules, snap, info, now)
+        waiting = snap.waiting_calls()
+        got = self._dispatch(rules, snap, waiting, now)
+        if sid in got:
+            return self._agent_decision(rules, got[sid], info)
+        call = call_from_info(info, callback=sid in snap.callbacks)
+        queue_name = selection.current_queue(rules, call, now)
+        queue = rules.rules.queues[queue_name]
+        remaining = [c for c in waiting if c.sid not in got]
+        place = selection.place(rules, call, remaining, snap.views, self._handle(snap), now)
+        if queue.max_wait_s and now - call.arrived >= queue.max_wait_s:
+            after = queue.after_max_wait
+            message = localized(after.message, info.get("language"))
+            if after.action == "callback":
+                if not call.callback:
+                    self.ledger.run([("mark_callback", self.ledger.core(), [now, self._chan(), sid])])
+                return Decision("fallback", queue_name, position=place.position, expected_wait_s=place.expected_wait_s,
+                                message=message or CALLBACK_MESSAGE, callback=True)
+            self._release(rules, sid, now, "fallback")
+            return Decision("fallback", queue_name, message=message, fallback_number=after.number)
+        return Decision("queued", queue_name, position=place.position, expected_wait_s=place.expected_wait_s)
+
+    def answered(self, sid: str, agent_id: str) -> None:
+        """The agent picked up: reserved -> on_call; remember them for the caller's next call."""
+        rules, now = self.rules, self.clock()
+        info = self.ledger.call_info(sid) or {}
+        chash = info.get("caller_hash") or ""
+        ttl = rules.rules.sticky.within_hours * 3600 if chash else 0
+        keys = self.ledger.core() + [self.keys.route_agent(agent_id), self.keys.route_sticky(chash or "-")]
+        self.ledger.run([("answered", keys, [now, self._chan(), sid, agent_id, ttl])])
+
+    def dial_result(self, sid: str, agent_id: str, status: str, duration_s: float = 0) -> Decision | None:
+        """completed -> the agent wraps up (None); otherwise a miss, and the call is routed again."""
+        rules, now = self.rules, self.clock()
+        status = (status or "").strip().lower()
+        policy = rules.rules.agents
+        keys = self.ledger.core() + [self.keys.route_agent(agent_id)]
+        args = [now, self._chan(), sid, agent_id, status, float(duration_s or 0), self._day(rules, now),
+                policy.missed_pause_s, policy.max_missed]
+        result = self.ledger.run([("dial_result", keys, args)])[0]
+        if status == "completed" or result in ("completed", "gone"):
+            if result == "gone":
+                self.tick()
+            return None
+        snap = self._read(rules, now)
+        known = self._known(rules, snap, sid, now)
+        if known is not None:
+            return known
+        info = snap.calls.get(sid)
+        return self._place(rules, snap, info, now) if info else None
+
+    def call_ended(self, sid: str) -> None:
+        """The caller is gone: release the reservation or queue entry in one atomic step."""
+        rules, now = self.rules, self.clock()
+        if self._release(rules, sid, now, "hangup") == "released":
+            self.tick()
+
+    # --- agents --------------------------------------------------------------------------
+    def set_status(self, agent_id: str, status: str, reason: str = "") -> dict:
+        """available | offline | wrap_up_done | heartbeat; returns {ok, state, message}."""
+        rules, now = self.rules, self.clock()
+        if status not in STATUSES:
+            return {"ok": False, "state": None, "message": f"status must be one of {', '.join(STATUSES)}"}
+        if rules.agent(agent_id) is None:
+            return {"ok": False, "state": None, "message": f"no agent {agent_id!r} on the roster"}
+        keys = self.ledger.core() + [self.keys.route_agent(agent_id)]
+        ok, state, message = self.ledger.run([("set_status", keys, [now, self._chan(), agent_id, status,
+                                                                     reason or "logged out"])])[0]
+        if ok and state == "available" and status != "heartbeat":
+            self.tick()
+        return {"ok": bool(ok), "state": state, "message": message}
+
+    def heartbeat(self, agent_id: str) -> dict:
+        return self.set_status(agent_id, "heartbeat")
+
+    def tick(self) -> int:
+        """Expire what ran out and hand waiting calls to free agents; returns calls assigned."""
+        rules, now = self.rules, self.clock()
+        snap = self._read(rules, now)
+        return len(self._dispatch(rules, snap, snap.waiting_calls(), now))
+
+    # --- snapshots for the API and the ops page -----------------------------------------
+    def agents_snapshot(self) -> list[dict]:
+        rules, now = self.rules, self.clock()
+        snap = self._read(rules, now)
+        if self._dispatch(rules, snap, snap.waiting_calls(), now):
+            snap = self._read(rules, now)
+        out = []
+        for agent in rules.roster.agents:
+            v = snap.views[agent.id]
+            idle_from = v.ended_at if rules.rules.idle_since == "last_call_ended" else max(v.avail_at, v.ended_at)
+            out.append({"id": agent.id, "name": agent.name, "address": agent.address, "skills": dict(agent.skills),
+                        "state": v.state, "call": v.call or None, "since": v.since, "until": v.until or None,
+                        "reason": v.reason, "misses": v.misses, "present": selection.present(rules, v, now),
+                        "last_heartbeat": v.hb or None, "calls_today": v.calls_today, "talk_today_s": v.talk_today,
+                        "idle_s": round(now - idle_from, 1) if v.state == selection.FREE and idle_from else None})
+        return out
+
+    def queues_snapshot(self) -> list[dict]:
+        rules, now = self.rules, self.clock()
+        snap = self._read(rules, now)
+        stats, day = self.ledger.stats(), self._day(rules, now)
+        handle = self._handle(snap)
+        waiting = snap.waiting_calls()
+        out = []
+        for name, q in rules.rules.queues.items():
+            mine = [c for c in waiting if selection.current_queue(rules, c, now) == name]
+            need = selection.relaxed(rules, "", name, float("inf"))
+            able = [a for a in rules.roster.agents if selection.can_serve(a.skills, need)]
+            staffed = [a for a in able if snap.views[a.id].state != selection.OFFLINE]
+            free = [a for a in able if selection.is_free(rules, snap.views[a.id], now)]
+            aht = handle.get(name) or q.default_handle_s
+            plan = rules.plan(name)
+            out.append({"name": name, "open": plan is None or plan.is_open(now), "strategy": q.strategy,
+                        "waiting": len(mine), "callbacks": sum(c.callback for c in mine),
+                        "longest_wait_s": round(max((now - c.arrived for c in mine), default=0), 1),
+                        "over_service_level": sum(now - c.arrived > q.service_level_s for c in mine),
+                        "agents_staffed": len(staffed), "agents_available": len(free),
+                        "abandoned_today": int(stats.get(f"abandoned:{name}:{day}", 0)),
+                        "average_handle_s": round(aht, 1),
+                        "expected_wait_s": math.ceil((len(mine) + 1) * aht / max(1, len(staffed))) if not free else 0})
+        return out
+
+    def simulate(self, call: CallInfo) -> dict:
+        """What route() would do now, without changing anything (for `ivr rules simulate`)."""
+        rules, now = self.rules, self.clock()
+        category, cat = rules.category(call.category)
+        out = {"category": category, "queue": cat.queue, "priority": cat.priority}
+        vip = call.caller in rules.rules.vip.numbers
+        out["vip"] = vip
+        closed = self._closed(rules, cat.queue, now, call.language)
+        if closed is not None:
+            return {**out, "candidates": [], "decision": closed.to_dict()}
+        snap = self.ledger.snapshot([a.id for a in rules.roster.agents], self._day(rules, now))
+        info = {"sid": call.sid, "category": category, "queue": cat.queue,
+                "priority": cat.priority + (rules.rules.vip.priority_boost if vip else 0), "arrived": now}
+        wc = call_from_info(info)
+        out["priority"] = wc.priority
+        able = [a.id for a in rules.roster.agents if selection.eligible(rules, wc, a.id, now)]
+        out["candidates"] = [{"id": i, "state": snap.views[i].state,
+                              "free": selection.is_free(rules, snap.views[i], now)} for i in
+                             selection.candidates(rules, wc, snap.views, set(able), now)]
+        mine = dict(selection.plan(rules, snap.views, snap.waiting_calls() + [wc], now)).get(call.sid)
+        if mine:
+            decision = self._agent_decision(rules, mine[0], info)
+        else:
+            p = selection.place(rules, wc, snap.waiting_calls() + [wc], snap.views, self._handle(snap), now)
+            decision = Decision("queued", p.queue, position=p.position, expected_wait_s=p.expected_wait_s)
+        return {**out, "decision": decision.to_dict()}
+
+    def close(self) -> None:
+        """Nothing to stop: the Redis client belongs to the store."""
+
+    # --- internals -------------------------------------------------------------------------
+    def _chan(self) -> str:
+        return self.keys.ops_channel()
+
+    def _day(self, rules: Rules, now: float) -> str:
+        return hours.day_of(now, rules.rules.timezone)
+
+    def _cutoff(self, rules: Rules, now: float) -> float:
+        timeout = rules.rules.agents.heartbeat_timeout_s
+        return now - timeout if timeout > 0 else 0
+
+    def _read(self, rules: Rules, now: float, sticky_key: str | None = None) -> Snapshot:
+        ids = [a.id for a in rules.roster.agents]
+        day = self._day(rules, now)
+        snap = self.ledger.snapshot(ids, day, sticky_key)
+        due = selection.due(rules, snap.views, now)
+        if due:
+            keys = self.ledger.core() + [self.keys.route_agent(i) for i in due]
+            self.ledger.run([("expire", keys, [now, self._chan(), self._cutoff(rules, now), *due])])
+            snap = self.ledger.snapshot(ids, day, sticky_key)
+        return snap
+
+    def _handle(self, snap: Snapshot) -> dict[str, float]:
+        return selection.average_handle(snap.handled)
+
+    def _assign_step(self, rules: Rules, now: float, agent_id: str, sids: list[str]):
+        keys = self.ledger.core() + [self.keys.route_agent(agent_id)]
+        deadline = now + rules.rules.agents.reservation_timeout_s
+        return ("assign", keys, [now, self._chan(), agent_id, deadline, self._cutoff(rules, now), *sids])
+
+    def _assign_steps(self, rules, pairs, waiting, now, skip: str = ""):
+        steps, agents = [], []
+        for sid, ranked in pairs:
+            if sid == skip:
+                continue
+            agent = ranked[0]
+            # The planned call first; then the next calls this agent could serve, should a
+            # racing worker have taken the planned one.
+            others = [c.sid for c in selection.order(waiting)
+                      if c.sid != sid and selection.eligible(rules, c, agent, now)][:10]
+            steps.append(self._assign_step(rules, now, agent, [sid] + others))
+            agents.append(agent)
+        return steps, agents
+
+    def _dispatch(self, rules: Rules, snap: Snapshot, waiting, now: float) -> dict[str, str]:
+        """Assign waiting calls to free agents; returns {sid: agent} actually assigned."""
+        pairs = selection.plan(rules, snap.views, waiting, now)
+        steps, agents = self._assign_steps(rules, pairs, waiting, now)
+        results = self.ledger.run(steps)
+        return {sid: agent for sid, agent in zip(results, agents) if sid}
+
+    def _place(self, rules: Rules, snap: Snapshot, info: dict, now: float) -> Decision:
+        call = call_from_info(info)
+        waiting = [c for c in snap.waiting_calls() if c.sid != call.sid]
+        pairs = selection.plan(rules, snap.views, waiting + [call], now)
+        steps, agents = self._assign_steps(rules, pairs, waiting, now, skip=call.sid)
+        claimed = set(agents)
+        mine = dict(pairs).get(call.sid) or []
+        cands = mine[:1] + [a for a in mine[1:] if a not in claimed]
+        keys = self.ledger.core() + [self.keys.route_agent(a) for a in cands]
+        args = [now, self._chan(), call.sid, json.dumps(info), call.arrived,
+                now + rules.rules.agents.reservation_timeout_s, self._cutoff(rules, now), call.queue, *cands]
+        results = self.ledger.run(steps + [("reserve", keys, args)])
+        kind, agent = results[-1]
+        if kind == "agent":
+            return self._agent_decision(rules, agent, info)
+        if kind == "gone":
+            return Decision("fallback", call.queue, message="the caller already hung up")
+        assigned = {sid for sid in results[:-1] if sid}
+        remaining = [c for c in waiting if c.sid not in assigned] + [call]
+        p = selection.place(rules, call, remaining, snap.views, self._handle(snap), now)
+        return Decision("queued", p.queue, position=p.position, expected_wait_s=p.expected_wait_s)
+
+    def _known(self, rules: Rules, snap: Snapshot, sid: str, now: float) -> Decision | None:
+        info = snap.calls.get(sid)
+        if sid in snap.held:
+            return self._agent_decision(rules, snap.held[sid], info)
+        if sid in snap.waiting and info is not None:
+            call = call_from_info(info)
+            p = selection.place(rules, call, snap.waiting_calls(), snap.views, self._handle(snap), now)
+            return Decision("queued", p.queue, position=p.position, expected_wait_s=p.expected_wait_s)
+        return None
+
+    def _agent_decision(self, rules: Rules, agent_id: str, info: dict | None) -> Decision:
+        agent = rules.agent(agent_id)
+        ref = AgentRef(agent_id, agent.name if agent else agent_id, agent.address if agent else "")
+        return Decision("agent", (info or {}).get("queue"), agent=ref)
+
+    def _closed(self, rules: Rules, queue: str, now: float, language: str | None) -> Decision | None:
+        plan = rules.plan(queue)
+        if plan is None or plan.is_open(now):
+            return None
+        s = rules.schedule(queue)
+        return Decision("closed", queue, message=localized(s.closed_message, language), fallback_number=s.closed_number)
+
+    def _release(self, rules: Rules, sid: str, now: float, mode: str) -> str:
+        args = [now, self._chan(), sid, self.keys.route_agent_prefix(), self._day(rules, now), mode, now - TOMBSTONE_S]
+        return self.ledger.run([("release", self.ledger.core(), args)])[0]
+
+    def _roster_changed(self, rules: Rules) -> None:
+        ids = [a.id for a in rules.roster.agents]
+        self.ledger.run([("init_agents", [self.keys.route_agent(i) for i in ids], [self.clock(), self._chan(), *ids])])

@@ -1,0 +1,131 @@
+"""The router's Redis adapter: read a snapshot in one round trip, run Lua steps in one.
+
+Works with ``redis.Redis`` and ``redis.cluster.RedisCluster`` alike: every key has the
+``{route}`` tag, so a pipeline of them goes to one node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from redis.exceptions import NoScriptError, ResponseError
+
+from ivr.keys import Keys
+from ivr.routing import scripts
+from ivr.routing.selection import AgentView, WaitingCall
+
+
+def text(value) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _decode(obj):
+    if isinstance(obj, bytes):
+        return obj.decode()
+    if isinstance(obj, dict):
+        return {_decode(k): _decode(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_decode(v) for v in obj]
+    return obj
+
+
+@dataclass
+class Snapshot:
+    views: dict[str, AgentView]
+    calls: dict[str, dict]          # sid -> info
+    waiting: dict[str, float]       # sid -> original arrival
+    held: dict[str, str]            # sid -> agent
+    callbacks: set[str]
+    handled: list[str]
+    sticky: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def waiting_calls(self) -> list[WaitingCall]:
+        out = []
+        for sid, arrived in self.waiting.items():
+            info = self.calls.get(sid)
+            if info is None or sid in self.held:
+                continue
+            out.append(call_from_info(info, callback=sid in self.callbacks))
+        return out
+
+
+def call_from_info(info: dict, callback: bool = False) -> WaitingCall:
+    return WaitingCall(info["sid"], info["category"], info["queue"], int(info["priority"]), float(info["arrived"]),
+                       callback=callback, sticky=info.get("sticky") or "", extra=info)
+
+
+class Ledger:
+    def __init__(self, redis, keys: Keys):
+        self.redis = redis
+        self.keys = keys
+        self._sha = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in scripts.ALL.items()}
+
+    def core(self) -> list[str]:
+        k = self.keys
+        return [k.route_calls(), k.route_waiting(), k.route_held(), k.route_callbacks(), k.route_stats(),
+                k.route_handled(), k.route_ended()]
+
+    def load_scripts(self) -> None:
+        for body in scripts.ALL.values():
+            self.redis.script_load(body)
+
+    def run(self, steps: list[tuple[str, list[str], list]]) -> list:
+        """Run Lua steps (name, keys, args) in one pipeline; each step is atomic on its own."""
+        if not steps:
+            return []
+        results = self._pipeline(steps)
+        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)
+                   or (isinstance(r, ResponseError) and "NOSCRIPT" in str(r))]
+        if missing:
+            # NOSCRIPT means the step did nothing: load the scripts, run just those again.
+            self.load_scripts()
+            again = self._pipeline([steps[i] for i in missing])
+            for i, r in zip(missing, again):
+                results[i] = r
+        for r in results:
+            if isinstance(r, Exception):
+                raise r
+        return [_decode(r) for r in results]
+
+    def _pipeline(self, steps) -> list:
+        pipe = self.redis.pipeline(transaction=False)
+        for name, keys, args in steps:
+            pipe.evalsha(self._sha[name], len(keys), *keys, *args)
+        return pipe.execute(raise_on_error=False)
+
+    def snapshot(self, agent_ids: list[str], day: str, sticky_key: str | None = None) -> Snapshot:
+        k = self.keys
+        pipe = self.redis.pipeline(transaction=False)
+        for agent_id in agent_ids:
+            pipe.hgetall(k.route_agent(agent_id))
+        pipe.hgetall(k.route_calls())
+        pipe.zrange(k.route_waiting(), 0, -1, withscores=True)
+        pipe.hgetall(k.route_held())
+        pipe.hkeys(k.route_callbacks())
+        pipe.lrange(k.route_handled(), 0, 199)
+        if sticky_key:
+            pipe.get(sticky_key)
+        res = _decode(pipe.execute())
+        n = len(agent_ids)
+        views = {a: AgentView.from_hash(a, h or {}, day) for a, h in zip(agent_ids, res[:n])}
+        calls = {}
+        for sid, raw in (res[n] or {}).items():
+            try:
+                calls[sid] = json.loads(raw)
+            except ValueError:
+                continue
+        waiting = {sid: float(score) for sid, score in res[n + 1]}
+        snap = Snapshot(views, calls, waiting, res[n + 2] or {}, set(res[n + 3] or []), res[n + 4] or [])
+        if sticky_key:
+            snap.sticky = res[n + 5] or ""
+        return snap
+
+    def stats(self) -> dict[str, str]:
+        return _decode(self.redis.hgetall(self.keys.route_stats())) or {}
+
+    def call_info(self, sid: str) -> dict | None:
+        raw = text(self.redis.hget(self.keys.route_calls(), sid))
+        return json.loads(raw) if raw else None

@@ -1,0 +1,344 @@
+"""The router's Lua scripts: the only code that writes agent and queue state.
+
+Each script is one atomic step. Every key a step touches carries the ``{route}`` hash
+tag, so a step runs unchanged on Redis Cluster (all keys live in one slot). Keys are
+declared in KEYS; the one exception is RELEASE, which learns the agent holding a call
+from the ``held`` hash and builds that agent's key from the prefix in ARGV — the prefix
+contains ``{route}``, so the computed key hashes to the same slot as the declared ones.
+
+Shared layout of KEYS[1..7] (``CORE``) in every script that uses them:
+  KEYS[1] calls      hash  sid -> call info JSON (queue, priority, arrived, wrap, ...)
+  KEYS[2] waiting    zset  sid scored by ORIGINAL arrival time (overflow/callback keep it)
+  KEYS[3] held       hash  sid -> agent id (reserved or on a call)
+  KEYS[4] callbacks  hash  sid -> time the caller asked to be called back
+  KEYS[5] stats      hash  abandoned:<queue>:<day> counters
+  KEYS[6] handled    list  "<queue>|<seconds>" recent handling times, newest first
+  KEYS[7] ended      zset  sid -> time the caller hung up (tombstones, trimmed)
+and ARGV[1] = now (Unix seconds), ARGV[2] = the ops pub/sub channel.
+Agent hashes hold: state, since, call, until, hb, ended_at, avail_at, offered_at,
+answered_at, misses, reason, calls:<day>, talk:<day>.
+"""
+
+from __future__ import annotations
+
+_PRELUDE = r"""
+local now = tonumber(ARGV[1])
+local chan = ARGV[2]
+local function emit(t) t.at = now; redis.call('PUBLISH', chan, cjson.encode(t)) end
+local function set_agent(key, id, state, call, reason, extra)
+  local args = {'state', state, 'since', now, 'call', call, 'reason', reason}
+  for i = 1, #extra do args[#args + 1] = extra[i] end
+  redis.call('HSET', key, unpack(args))
+  emit({type = 'agent', id = id, state = state, call = call, reason = reason})
+end
+local function usable(key, cutoff)
+  local s = redis.call('HMGET', key, 'state', 'hb')
+  return s[1] == 'available' and (cutoff <= 0 or tonumber(s[2] or 0) >= cutoff)
+end
+local function info_of(sid)
+  local raw = redis.call('HGET', KEYS[1], sid)
+  if raw then return cjson.decode(raw) end
+  return nil
+end
+local function reserve(key, id, sid, deadline)
+  redis.call('HSET', KEYS[3], sid, id)
+  set_agent(key, id, 'reserved', sid, '', {'until', deadline, 'offered_at', now})
+end
+-- put a call whose reservation fell through back in line at its original arrival
+local function requeue(sid)
+  redis.call('HDEL', KEYS[3], sid)
+  local info = info_of(sid)
+  if info and not redis.call('ZSCORE', KEYS[7], sid) then
+    redis.call('ZADD', KEYS[2], info.arrived, sid)
+    emit({type = 'queue', event = 'requeued', sid = sid, queue = info.queue})
+  end
+end
+-- a call that was answered is over: count it, time the wrap-up
+local function finish(key, id, sid, talk, day)
+  local info = info_of(sid) or {}
+  local wrap = tonumber(info.wrap or 0)
+  redis.call('HINCRBY', key, 'calls:' .. day, 1)
+  redis.call('HINCRBYFLOAT', key, 'talk:' .. day, talk)
+  redis.call('LPUSH', KEYS[6], (info.queue or '?') .. '|' .. (talk + wrap))
+  redis.call('LTRIM', KEYS[6], 0, 499)
+  if wrap > 0 then
+    set_agent(key, id, 'wrap_up', '', '', {'until', now + wrap, 'ended_at', now, 'misses', 0})
+  else
+    set_agent(key, id, 'available', '', '', {'until', 0, 'ended_at', now, 'avail_at', now, 'misses', 0})
+  end
+end
+"""
+
+
+def _script(header: str, body: str) -> str:
+    return header.strip() + "\n" + _PRELUDE + body
+
+
+RESERVE = _script(r"""
+-- RESERVE: route a new call: reserve the first candidate agent still free, else queue it.
+-- KEYS[1..7] CORE; KEYS[8..] candidate agent hashes, best first.
+-- ARGV[1] now, ARGV[2] channel, ARGV[3] sid, ARGV[4] call info JSON, ARGV[5] original arrival,
+-- ARGV[6] reservation deadline, ARGV[7] heartbeat cutoff (0 = off), ARGV[8] queue,
+-- ARGV[9..] the candidates' agent ids, in KEYS order.
+-- Returns {'agent', id} | {'queued', ''} | {'gone', ''}. Idempotent for a retried webhook.
+""", r"""
+local sid = ARGV[3]
+local held = redis.call('HGET', KEYS[3], sid)
+if held then return {'agent', held} end
+if redis.call('ZSCORE', KEYS[2], sid) then return {'queued', ''} end
+if redis.call('ZSCORE', KEYS[7], sid) then return {'gone', ''} end
+redis.call('HSET', KEYS[1], sid, ARGV[4])
+local cutoff = tonumber(ARGV[7])
+for i = 8, #KEYS do
+  if usable(KEYS[i], cutoff) then
+    reserve(KEYS[i], ARGV[i + 1], sid, tonumber(ARGV[6]))
+    return {'agent', ARGV[i + 1]}
+  end
+end
+redis.call('ZADD', KEYS[2], ARGV[5], sid)
+emit({type = 'queue', event = 'enqueued', sid = sid, queue = ARGV[8]})
+return {'queued', ''}
+""")
+
+ASSIGN = _script(r"""
+-- ASSIGN: give a free agent the best waiting call they can serve.
+-- KEYS[1..7] CORE; KEYS[8] the agent's hash.
+-- ARGV[1] now, ARGV[2] channel, ARGV[3] agent id, ARGV[4] reservation deadline,
+-- ARGV[5] heartbeat cutoff (0 = off), ARGV[6..] sids this agent can serve, highest priority
+-- and longest waiting first (so the agent gets that call, not the newest arrival).
+-- Returns the sid assigned, or false when the agent is no longer free or no call waits.
+""", r"""
+if not usable(KEYS[8], tonumber(ARGV[5])) then return false end
+for i = 6, #ARGV do
+  local sid = ARGV[i]
+  if redis.call('ZSCORE', KEYS[2], sid) and redis.call('HEXISTS', KEYS[3], sid) == 0 then
+    redis.call('ZREM', KEYS[2], sid)
+    reserve(KEYS[8], ARGV[3], sid, tonumber(ARGV[4]))
+    local info = info_of(sid) or {}
+    emit({type = 'queue', event = 'assigned', sid = sid, queue = info.queue, agent = ARGV[3]})
+    return sid
+  end
+end
+return false
+""")
+
+RELEASE = _script(r"""
+-- RELEASE: the caller is gone (hang-up) or sent elsewhere (fallback after max wait).
+-- In the same step that learns this, the agent reserved for the call is freed (no
+-- penalty) or, if they were talking, moved to wrap-up; a waiting entry is removed.
+-- KEYS[1..7] CORE.
+-- ARGV[1] now, ARGV[2] channel, ARGV[3] sid, ARGV[4] agent key prefix ('...{route}:agent:'),
+-- ARGV[5] day (for counters), ARGV[6] 'hangup' | 'fallback', ARGV[7] drop tombstones older than this.
+-- The agent key is built here as ARGV[4] .. id: it carries {route}, so it is in this slot.
+-- Returns 'released' | 'dequeued' | 'callback_kept' | 'unknown'.
+""", r"""
+local sid, day, mode = ARGV[3], ARGV[5], ARGV[6]
+if mode == 'hangup' then
+  if redis.call('HEXISTS', KEYS[4], sid) == 1 and redis.call('ZSCORE', KEYS[2], sid) then
+    return 'callback_kept'  -- the caller hung up to be called back: keep their place
+  end
+  redis.call('ZADD', KEYS[7], now, sid)
+  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', ARGV[7])
+end
+local info = info_of(sid) or {}
+local agent = redis.call('HGET', KEYS[3], sid)
+local result = 'unknown'
+if agent then
+  local akey = ARGV[4] .. agent
+  local st = redis.call('HMGET', akey, 'state', 'call', 'answered_at')
+  if st[2] == sid then
+    if st[1] == 'reserved' then
+      set_agent(akey, agent, 'available', '', '', {'until', 0, 'avail_at', now})
+    elseif st[1] == 'on_call' then
+      finish(akey, agent, sid, now - tonumber(st[3] or now), day)
+    end
+  end
+  redis.call('HDEL', KEYS[3], sid)
+  result = 'released'
+elseif redis.call('ZREM', KEYS[2], sid) == 1 then
+  if mode == 'hangup' then
+    redis.call('HINCRBY', KEYS[5], 'abandoned:' .. (info.queue or '?') .. ':' .. day, 1)
+  end
+  emit({type = 'queue', event = (mode == 'hangup') and 'abandoned' or 'fallback', sid = sid, queue = info.queue})
+  result = 'dequeued'
+end
+redis.call('HDEL', KEYS[1], sid)
+redis.call('HDEL', KEYS[4], sid)
+return result
+""")
+
+DIAL_RESULT = _script(r"""
+-- DIAL_RESULT: Twilio's <Dial> to the agent ended. completed -> wrap-up; busy, no-answer,
+-- failed, canceled -> the agent missed it: paused briefly, or offline (with the reason)
+-- after max_missed misses in a row; the call stays known so it can be routed again.
+-- KEYS[1..7] CORE; KEYS[8] the agent's hash.
+-- ARGV[1] now, ARGV[2] channel, ARGV[3] sid, ARGV[4] agent id, ARGV[5] DialCallStatus,
+-- ARGV[6] duration (s), ARGV[7] day, ARGV[8] missed-call pause (s), ARGV[9] max misses.
+-- Returns 'completed' | 'missed' | 'gone' (caller already hung up) | 'stale'.
+""", r"""
+local sid, id, status = ARGV[3], ARGV[4], ARGV[5]
+local st = redis.call('HMGET', KEYS[8], 'state', 'call', 'answered_at', 'misses')
+if st[2] ~= sid then
+  if redis.call('HGET', KEYS[3], sid) == id then redis.call('HDEL', KEYS[3], sid) end
+  return 'stale'
+end
+local gone = redis.call('ZSCORE', KEYS[7], sid)
+redis.call('HDEL', KEYS[3], sid)
+if status == 'completed' then
+  local talk = tonumber(ARGV[6]) or 0
+  if talk <= 0 and tonumber(st[3] or 0) > 0 then talk = now - tonumber(st[3]) end
+  finish(KEYS[8], id, sid, talk, ARGV[7])
+  redis.call('HDEL', KEYS[1], sid)
+  redis.call('HDEL', KEYS[4], sid)
+  return 'completed'
+end
+if status == 'canceled' and gone then
+  -- the caller hung up while it rang: not the agent's fault
+  set_agent(KEYS[8], id, 'available', '', '', {'until', 0, 'avail_at', now})
+else
+  local misses = (tonumber(st[4]) or 0) + 1
+  if misses >= tonumber(ARGV[9]) then
+    set_agent(KEYS[8], id, 'offline', '', 'missed ' .. misses .. ' calls in a row; set status available when back',
+              {'misses', misses, 'until', 0})
+  else
+    set_agent(KEYS[8], id, 'paused', '', 'missed a call (' .. status .. '); back by itself shortly',
+              {'misses', misses, 'until', now + tonumber(ARGV[8])})
+  end
+end
+if gone then
+  redis.call('HDEL', KEYS[1], sid)
+  return 'gone'
+end
+return 'missed'
+""")
+
+ANSWERED = _script(r"""
+-- ANSWERED: the agent picked up: reserved -> on_call; remember the agent for sticky routing.
+-- KEYS[1..7] CORE; KEYS[8] the agent's hash; KEYS[9] the caller's sticky key.
+-- ARGV[1] now, ARGV[2] channel, ARGV[3] sid, ARGV[4] agent id, ARGV[5] sticky TTL (s, 0 = off).
+-- Returns 1 when the agent is (now) on this call, 0 when the call is held by someone else.
+""", r"""
+local sid, id = ARGV[3], ARGV[4]
+local st = redis.call('HMGET', KEYS[8], 'state', 'call')
+if st[1] == 'on_call' and st[2] == sid then return 1 end
+if not (st[1] == 'reserved' and st[2] == sid) then
+  -- the reservation ran out but the agent took the call anyway: they are talking
+  if st[1] ~= 'available' or redis.call('HEXISTS', KEYS[3], sid) == 1 then return 0 end
+  redis.call('ZREM', KEYS[2], sid)
+  redis.call('HSET', KEYS[3], sid, id)
+end
+set_agent(KEYS[8], id, 'on_call', sid, '', {'answered_at', now, 'misses', 0, 'until', 0})
+local ttl = tonumber(ARGV[5])
+if ttl > 0 then redis.call('SET', KEYS[9], id, 'EX', math.ceil(ttl)) end
+return 1
+""")
+
+EXPIRE = _script(r"""
+-- EXPIRE: time-outs, re-checked atomically: a heartbeat that stopped -> offline; a stale
+-- reservation -> agent available and the call back in line at its original arrival;
+-- a wrap-up or missed-call pause that ran out -> available.
+-- KEYS[1..7] CORE; KEYS[8..] agent hashes to check.
+-- ARGV[1] now, ARGV[2] channel, ARGV[3] heartbeat cutoff (0 = off), ARGV[4..] agent ids.
+-- Returns the number of agents changed.
+""", r"""
+local cutoff = tonumber(ARGV[3])
+local changed = 0
+for i = 8, #KEYS do
+  local key, id = KEYS[i], ARGV[i - 4]
+  local st = redis.call('HMGET', key, 'state', 'call', 'until', 'hb')
+  local state, call = st[1], st[2] or ''
+  local deadline, hb = tonumber(st[3] or 0) or 0, tonumber(st[4] or 0) or 0
+  local live = state == 'available' or state == 'paused' or state == 'wrap_up' or state == 'reserved'
+  if cutoff > 0 and live and hb < cutoff then
+    if state == 'reserved' and call ~= '' then requeue(call) end
+    set_agent(key, id, 'offline', '', 'no heartbeat from the agent app; set status available when back', {'until', 0})
+    changed = changed + 1
+  elseif state == 'reserved' and deadline <= now then
+    if call ~= '' then requeue(call) end
+    set_agent(key, id, 'available', '', 'last offer expired unanswered', {'until', 0, 'avail_at', now})
+    changed = changed + 1
+  elseif (state == 'wrap_up' or state == 'paused') and deadline <= now then
+    set_agent(key, id, 'available', '', '', {'until', 0, 'avail_at', deadline})
+    changed = changed + 1
+  end
+end
+return changed
+""")
+
+SET_STATUS = _script(r"""
+-- SET_STATUS: the agent (API/CLI) says available, offline, wrap_up_done, or sends a heartbeat.
+-- KEYS[1..7] CORE; KEYS[8] the agent's hash.
+-- ARGV[1] now, ARGV[2] channel, ARGV[3] agent id, ARGV[4] status, ARGV[5] reason (offline).
+-- Returns {1|0, state after, message}.
+""", r"""
+local id, status = ARGV[3], ARGV[4]
+local st = redis.call('HMGET', KEYS[8], 'state', 'call')
+local state, call = st[1], st[2] or ''
+if not state then return {0, 'unknown', 'no such agent on the roster'} end
+if status == 'heartbeat' then
+  redis.call('HSET', KEYS[8], 'hb', now)
+  return {1, state, ''}
+end
+if status == 'available' then
+  if state == 'reserved' or state == 'on_call' then
+    return {0, state, 'the agent has a call; they become available when it ends'}
+  end
+  if state == 'available' then
+    redis.call('HSET', KEYS[8], 'hb', now)
+    return {1, state, 'already available'}
+  end
+  set_agent(KEYS[8], id, 'available', '', '', {'hb', now, 'misses', 0, 'avail_at', now, 'until', 0})
+  return {1, 'available', ''}
+end
+if status == 'offline' then
+  if state == 'on_call' then return {0, state, 'the agent is on a call; set offline after it ends'} end
+  if state == 'reserved' and call ~= '' then requeue(call) end
+  set_agent(KEYS[8], id, 'offline', '', ARGV[5], {'until', 0})
+  return {1, 'offline', ''}
+end
+if status == 'wrap_up_done' then
+  if state == 'wrap_up' then
+    set_agent(KEYS[8], id, 'available', '', '', {'until', 0, 'avail_at', now, 'hb', now})
+    return {1, 'available', ''}
+  end
+  if state == 'available' then return {1, state, 'already available'} end
+  return {0, state, 'the agent is not in wrap-up'}
+end
+return {0, state, 'unknown status ' .. status}
+""")
+
+MARK_CALLBACK = _script(r"""
+-- MARK_CALLBACK: a waiting caller takes a callback; the entry keeps its place in line.
+-- KEYS[1..7] CORE.  ARGV[1] now, ARGV[2] channel, ARGV[3] sid.
+-- Returns 1 if the call was waiting (now a callback request), else 0.
+""", r"""
+local sid = ARGV[3]
+if not redis.call('ZSCORE', KEYS[2], sid) then return 0 end
+if redis.call('HEXISTS', KEYS[4], sid) == 0 then
+  redis.call('HSET', KEYS[4], sid, now)
+  local info = info_of(sid) or {}
+  emit({type = 'queue', event = 'callback', sid = sid, queue = info.queue})
+end
+return 1
+""")
+
+INIT_AGENTS = _script(r"""
+-- INIT_AGENTS: give roster agents without state a hash (offline until they log in).
+-- KEYS[1..] agent hashes.  ARGV[1] now, ARGV[2] channel, ARGV[3..] agent ids in KEYS order.
+-- Returns the number created.
+""", r"""
+local made = 0
+for i = 1, #KEYS do
+  if redis.call('HSETNX', KEYS[i], 'state', 'offline') == 1 then
+    redis.call('HSET', KEYS[i], 'since', now, 'reason', 'not logged in yet', 'call', '')
+    made = made + 1
+  end
+end
+return made
+""")
+
+ALL = {
+    "reserve": RESERVE, "assign": ASSIGN, "release": RELEASE, "dial_result": DIAL_RESULT,
+    "answered": ANSWERED, "expire": EXPIRE, "set_status": SET_STATUS,
+    "mark_callback": MARK_CALLBACK, "init_agents": INIT_AGENTS,
+}

@@ -1,0 +1,192 @@
+"""Who should take which call: pure functions over the rules and a snapshot of agents.
+
+Nothing here talks to Redis. The router reads a snapshot, asks :func:`plan` for the best
+pairs, and the Lua scripts apply them only if the agent is still free and the call still
+waiting, so a stale plan can cost fairness for a moment but never correctness.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ivr.routing.rules import Rules
+
+FREE, RESERVED, ON_CALL, WRAP_UP, PAUSED, OFFLINE = "available", "reserved", "on_call", "wrap_up", "paused", "offline"
+STATES = (FREE, RESERVED, ON_CALL, WRAP_UP, PAUSED, OFFLINE)
+
+
+@dataclass(frozen=True)
+class AgentView:
+    """One agent's live state as stored in its Redis hash."""
+
+    id: str
+    state: str = OFFLINE
+    call: str = ""
+    until: float = 0.0
+    hb: float = 0.0
+    ended_at: float = 0.0
+    avail_at: float = 0.0
+    offered_at: float = 0.0
+    answered_at: float = 0.0
+    since: float = 0.0
+    misses: int = 0
+    reason: str = ""
+    calls_today: int = 0
+    talk_today: float = 0.0
+
+    @classmethod
+    def from_hash(cls, agent_id: str, h: dict, day: str) -> "AgentView":
+        f = lambda k: float(h.get(k) or 0)  # noqa: E731
+        return cls(agent_id, h.get("state") or OFFLINE, h.get("call") or "", f("until"), f("hb"), f("ended_at"),
+                   f("avail_at"), f("offered_at"), f("answered_at"), f("since"), int(f("misses")), h.get("reason") or "",
+                   int(f(f"calls:{day}")), f(f"talk:{day}"))
+
+
+@dataclass(frozen=True)
+class WaitingCall:
+    """A call the router knows: original arrival, category's queue and priority."""
+
+    sid: str
+    category: str
+    queue: str
+    priority: int
+    arrived: float
+    callback: bool = False
+    sticky: str = ""  # the agent this caller had last time (within sticky.within_hours)
+    extra: dict = field(default_factory=dict, compare=False)
+
+
+def relaxed(rules: Rules, category: str, queue: str, wait_s: float) -> dict[str, int]:
+    """Minimum skill levels for a call of ``category`` in ``queue`` after waiting ``wait_s``."""
+    q = rules.rules.queues[queue]
+    need = dict(q.skills)
+    cat = rules.rules.categories.get(category)
+    if cat is not None and cat.queue == queue:
+        for name, level in cat.skills.items():
+            need[name] = max(need.get(name, 0), level)
+    # Steps are not cumulative: the last step reached says how far below the start we are.
+    drop = max((step.lower_by for step in q.relax if wait_s >= step.after_s), default=0)
+    return {name: max(1, level - drop) for name, level in need.items()}
+
+
+def can_serve(skills: dict[str, int], need: dict[str, int]) -> bool:
+    return all(skills.get(name, 0) >= level for name, level in need.items())
+
+
+def reached(rules: Rules, queue: str, wait_s: float) -> list[str]:
+    """The queue and the overflow queues the call has reached by now (overflow widens)."""
+    return [name for name, at in rules.chain(queue) if wait_s >= at]
+
+
+def current_queue(rules: Rules, call: WaitingCall, now: float) -> str:
+    return reached(rules, call.queue, now - call.arrived)[-1]
+
+
+def eligible(rules: Rules, call: WaitingCall, agent_id: str, now: float) -> bool:
+    agent = rules.agent(agent_id)
+    if agent is None:
+        return False
+    wait = max(0.0, now - call.arrived)
+    return any(can_serve(agent.skills, relaxed(rules, call.category, q, wait)) for q in reached(rules, call.queue, wait))
+
+
+def present(rules: Rules, view: AgentView, now: float) -> bool:
+    timeout = rules.rules.agents.heartbeat_timeout_s
+    return timeout <= 0 or view.hb >= now - timeout
+
+
+def is_free(rules: Rules, view: AgentView, now: float) -> bool:
+    return view.state == FREE and present(rules, view, now)
+
+
+def rank_key(rules: Rules, strategy: str, view: AgentView) -> tuple:
+    order = next((i for i, a in enumerate(rules.roster.agents) if a.id == view.id), 1 << 30)
+    idle = view.ended_at if rules.rules.idle_since == "last_call_ended" else max(view.avail_at, view.ended_at)
+    if strategy == "fewest_calls":
+        return (view.calls_today, idle, order)
+    if strategy == "least_talk_time":
+        return (view.talk_today, idle, order)
+    if strategy == "round_robin":
+        return (view.offered_at, order)
+    if strategy == "fixed_order":
+        return (order,)
+    return (idle, order)  # longest_idle: the earliest idle-since first
+
+
+def candidates(rules: Rules, call: WaitingCall, views: dict[str, AgentView], free: set[str], now: float) -> list[str]:
+    """Free agents who can take ``call`` now, best first (its previous agent first if sticky)."""
+    strategy = rules.rules.queues[current_queue(rules, call, now)].strategy
+    ids = [i for i in free if eligible(rules, call, i, now)]
+    ids.sort(key=lambda i: rank_key(rules, strategy, views[i]))
+    if call.sticky and call.sticky in ids:
+        ids.remove(call.sticky)
+        ids.insert(0, call.sticky)
+    return ids
+
+
+def order(calls: list[WaitingCall]) -> list[WaitingCall]:
+    """Highest priority first, then the longest waiting (by original arrival)."""
+    return sorted(calls, key=lambda c: (-c.priority, c.arrived, c.sid))
+
+
+def plan(rules: Rules, views: dict[str, AgentView], calls: list[WaitingCall], now: float) -> list[tuple[str, list[str]]]:
+    """Greedy matching: each waiting call, best first, gets its best free agent.
+
+    Returns ``(sid, agents)`` pairs; the first agent is the choice, the rest are
+    fall-backs for the Lua step should another worker have taken the first meanwhile.
+    """
+    free = {i for i, v in views.items() if is_free(rules, v, now)}
+    out = []
+    for call in order(calls):
+        if not free:
+            break
+        ranked = candidates(rules, call, views, free, now)
+        if ranked:
+            free.discard(ranked[0])
+            out.append((call.sid, ranked))
+    return out
+
+
+def due(rules: Rules, views: dict[str, AgentView], now: float) -> list[str]:
+    """Agents whose reservation, wrap-up or pause has run out, or whose heartbeat stopped."""
+    out = []
+    timeout = rules.rules.agents.heartbeat_timeout_s
+    for v in views.values():
+        stale = timeout > 0 and v.state in (FREE, PAUSED, WRAP_UP, RESERVED) and v.hb < now - timeout
+        if stale or (v.state in (RESERVED, WRAP_UP, PAUSED) and v.until <= now):
+            out.append(v.id)
+    return out
+
+
+@dataclass(frozen=True)
+class Place:
+    queue: str
+    position: int
+    expected_wait_s: float
+
+
+def place(rules: Rules, call: WaitingCall, waiting: list[WaitingCall], views: dict[str, AgentView],
+          handle_s: dict[str, float], now: float) -> Place:
+    """Where ``call`` stands: position in its current queue and the expected wait."""
+    queue = current_queue(rules, call, now)
+    ahead = [c for c in order(waiting) if current_queue(rules, c, now) == queue]
+    position = next((i + 1 for i, c in enumerate(ahead) if c.sid == call.sid), len(ahead) + 1)
+    staffed = sum(1 for v in views.values() if v.state != OFFLINE and eligible(rules, call, v.id, now))
+    aht = handle_s.get(queue) or rules.rules.queues[queue].default_handle_s
+    expected = math.ceil(position * aht / max(1, staffed))
+    return Place(queue, position, float(expected))
+
+
+def average_handle(entries: list[str], window: int = 20) -> dict[str, float]:
+    """Mean handling seconds per queue from ``queue|seconds`` entries, newest first."""
+    per: dict[str, list[float]] = {}
+    for e in entries:
+        q, _, s = e.rpartition("|")
+        try:
+            vals = per.setdefault(q, [])
+            if len(vals) < window:
+                vals.append(float(s))
+        except ValueError:
+            continue
+    return {q: sum(v) / len(v) for q, v in per.items() if v}
