@@ -73,6 +73,14 @@ def caller_hash(caller: str) -> str:
     return hashlib.sha256(f"ivr-caller|{caller}".encode()).hexdigest()[:20]
 
 
+class _Fixed:
+    def __init__(self, rules: Rules):
+        self.rules = rules
+
+    def current(self) -> Rules:
+        return self.rules
+
+
 class Router:
     def __init__(self, redis, keys: Keys, rules_path, agents_path, clock: Callable[[], float] = time.time,
                  reload_interval_s: float = 2.0):
@@ -86,6 +94,14 @@ class Router:
     def from_config(cls, config, redis, keys: Keys, clock: Callable[[], float] = time.time) -> "Router":
         return cls(redis, keys, config.path(config.routing.rules), config.path(config.routing.agents),
                    clock, config.routing.reload_interval_s)
+
+    @classmethod
+    def read_only(cls, rules: Rules, redis, keys: Keys, clock: Callable[[], float] = time.time) -> "Router":
+        """A router over fixed rules that only reads Redis (for :meth:`simulate`)."""
+        self = cls.__new__(cls)
+        self.keys, self.clock, self.ledger = keys, clock, Ledger(redis, keys)
+        self.source = _Fixed(rules)
+        return self
 
     @property
     def rules(self) -> Rules:
