@@ -145,11 +145,13 @@ class Router:
             return self._agent_decision(rules, got[sid], info)
         call = call_from_info(info, callback=sid in snap.callbacks)
         queue_name = selection.current_queue(rules, call, now)
-        queue = rules.rules.queues[queue_name]
         remaining = [c for c in waiting if c.sid not in got]
         place = selection.place(rules, call, remaining, snap.views, self._handle(snap), now)
-        if queue.max_wait_s and now - call.arrived >= queue.max_wait_s:
-            after = queue.after_max_wait
+        # The first queue on the call's way (its own, then overflow) whose max wait passed decides.
+        passed = [rules.rules.queues[q] for q in selection.reached(rules, call.queue, now - call.arrived)
+                  if rules.rules.queues[q].max_wait_s and now - call.arrived >= rules.rules.queues[q].max_wait_s]
+        if passed:
+            after = passed[0].after_max_wait
             message = localized(after.message, info.get("language"))
             if after.action == "callback":
                 if not call.callback:

@@ -1,0 +1,340 @@
+"""The router against a real Redis: reserving, queueing, fairness, timeouts, the anchors' pain points."""
+
+from __future__ import annotations
+
+import json
+
+
+def no_heartbeats(mk, **more):
+    return mk.rules_with(**{"agents.heartbeat_timeout_s": 0}, **more)
+
+
+def offline(router, *ids):
+    for i in ids:
+        assert router.set_status(i, "offline")["ok"]
+
+
+def test_free_agent_is_reserved_at_once_with_their_address(build, mk):
+    router = build()
+    d = router.route(mk.call("CA1", "account_security"))
+    assert d.kind == "agent" and d.queue == "security"
+    assert (d.agent.id, d.agent.name, d.agent.address) == ("cat", "Cat", "+821055550000")
+    assert mk.state(router, "cat")["state"] == "reserved"
+
+
+def test_agent_on_a_call_is_never_offered_a_second_call(build, mk):
+    router = build()
+    assert router.route(mk.call("CA1", "account_security")).agent.id == "cat"
+    router.answered("CA1", "cat")
+    assert mk.state(router, "cat")["state"] == "on_call"
+    second = router.route(mk.call("CA2", "account_security"))
+    assert second.kind == "queued" and second.position == 1
+    assert router.poll("CA2").kind == "queued"
+    assert mk.state(router, "cat")["call"] == "CA1"
+
+
+def test_retried_route_for_one_caller_never_reserves_a_second_agent(build, mk):
+    router = build()
+    first = router.route(mk.call("CA1", "human"))
+    again = router.route(mk.call("CA1", "human"))
+    assert first.agent.id == again.agent.id
+    reserved = [a["id"] for a in router.agents_snapshot() if a["state"] == "reserved"]
+    assert reserved == [first.agent.id]
+
+
+def test_unknown_category_goes_to_the_general_queue(build, mk):
+    router = build()
+    d = router.route(mk.call("CA1", "something_new"))
+    assert d.kind == "agent" and d.queue == "general"
+
+
+def test_freed_agent_gets_the_highest_priority_longest_waiting_call_not_the_newest(build, mk, clock):
+    router = build()
+    offline(router, "ann", "bob", "cat")
+    assert router.route(mk.call("CA0", "human")).agent.id == "dan"
+    router.answered("CA0", "dan")
+    for i, (sid, category) in enumerate([("CA1", "human"), ("CA2", "human"), ("CA3", "complaint"), ("CA4", "human")]):
+        clock.advance(1)
+        assert router.route(mk.call(sid, category, arrived=clock.now)).kind == "queued"
+    assert router.dial_result("CA0", "dan", "completed", 30) is None
+    assert router.poll("CA4").kind == "queued"
+    assert mk.state(router, "dan")["call"] == "CA3"  # priority 30 first
+    router.answered("CA3", "dan")
+    router.dial_result("CA3", "dan", "completed", 10)
+    assert router.poll("CA4").kind == "queued"
+    assert mk.state(router, "dan")["call"] == "CA1"  # then the longest waiting, not CA4
+
+
+def test_longest_idle_counts_from_the_last_call_ended_by_default(build, mk, clock):
+    router = build()
+    offline(router, "dan")
+    assert router.route(mk.call("CA1", "human")).agent.id == "ann"
+    assert router.route(mk.call("CA2", "human")).agent.id == "bob"
+    router.answered("CA1", "ann")
+    router.answered("CA2", "bob")
+    router.dial_result("CA1", "ann", "completed", 20)
+    clock.advance(10)
+    router.dial_result("CA2", "bob", "completed", 20)
+    clock.advance(10)
+    offline(router, "ann")  # a break does not make ann "fresher"
+    router.set_status("ann", "available")
+    clock.advance(10)
+    assert router.route(mk.call("CA3", "human")).agent.id == "ann"
+
+
+def test_longest_idle_can_count_from_last_available_when_the_rules_say_so(build, mk, clock):
+    router = build(rules=mk.rules_with(idle_since="last_available"))
+    offline(router, "dan")
+    router.route(mk.call("CA1", "human"))
+    router.route(mk.call("CA2", "human"))
+    router.answered("CA1", "ann")
+    router.answered("CA2", "bob")
+    router.dial_result("CA1", "ann", "completed", 20)
+    clock.advance(10)
+    router.dial_result("CA2", "bob", "completed", 20)
+    clock.advance(10)
+    offline(router, "ann")
+    router.set_status("ann", "available")
+    clock.advance(10)
+    assert router.route(mk.call("CA3", "human")).agent.id == "bob"
+
+
+def test_vip_caller_is_placed_ahead_of_earlier_callers(build, mk, clock):
+    router = build()
+    offline(router, "ann", "bob", "dan")
+    router.route(mk.call("CA1", "human", caller="+821011110000"))
+    clock.advance(5)
+    vip = router.route(mk.call("CA2", "human", caller="+821099990000"))
+    assert vip.kind == "queued" and vip.position == 1
+    assert router.poll("CA1").position == 2
+
+
+def test_sticky_caller_goes_back_to_their_previous_agent_when_free(build, mk, clock):
+    router = build()
+    offline(router, "dan")
+    assert router.route(mk.call("CA1", "human", caller="+821077770000")).agent.id == "ann"
+    assert router.route(mk.call("CA2", "human", caller="+821088880000")).agent.id == "bob"
+    router.answered("CA1", "ann")
+    router.answered("CA2", "bob")
+    router.dial_result("CA2", "bob", "completed", 5)
+    clock.advance(5)
+    router.dial_result("CA1", "ann", "completed", 5)  # bob is now the longest idle
+    clock.advance(5)
+    assert router.route(mk.call("CA3", "human", caller="+821077770000")).agent.id == "ann"
+
+
+def test_sticky_routing_is_off_when_within_hours_is_zero(build, mk, clock):
+    router = build(rules=mk.rules_with(**{"sticky.within_hours": 0}))
+    offline(router, "dan")
+    router.route(mk.call("CA1", "human", caller="+821077770000"))
+    router.route(mk.call("CA2", "human", caller="+821088880000"))
+    router.answered("CA1", "ann")
+    router.answered("CA2", "bob")
+    router.dial_result("CA2", "bob", "completed", 5)
+    clock.advance(5)
+    router.dial_result("CA1", "ann", "completed", 5)
+    clock.advance(5)
+    assert router.route(mk.call("CA3", "human", caller="+821077770000")).agent.id == "bob"
+
+
+def test_skill_minimum_relaxes_with_waiting_time(build, mk, clock):
+    router = build(rules=no_heartbeats(mk))
+    offline(router, "ann", "dan")  # bob has payment level 1; billing starts at level 2
+    assert router.route(mk.call("CA1", "payment", arrived=clock.now)).kind == "queued"
+    clock.advance(20)
+    assert router.poll("CA1").kind == "queued"
+    clock.advance(11)
+    d = router.poll("CA1")
+    assert d.kind == "agent" and d.agent.id == "bob"
+
+
+def test_overflow_keeps_the_original_arrival_time(build, mk, clock):
+    router = build(rules=no_heartbeats(mk, **{"queues.billing.relax": []}))
+    offline(router, "ann", "bob")
+    router.answered  # dan (general) is busy with an earlier call
+    assert router.route(mk.call("CA0", "human")).agent.id == "dan"
+    router.answered("CA0", "dan")
+    start = clock.now
+    assert router.route(mk.call("CA1", "payment", arrived=start)).queue == "billing"
+    clock.advance(30)
+    assert router.route(mk.call("CA2", "human", arrived=clock.now)).kind == "queued"
+    clock.advance(31)  # CA1 has waited 61 s: it overflowed into general
+    assert router.poll("CA1").queue == "general"
+    assert router.poll("CA1").position == 1 and router.poll("CA2").position == 2
+    router.dial_result("CA0", "dan", "completed", 60)
+    assert router.poll("CA2").kind == "queued"
+    assert router.poll("CA1").agent.id == "dan"
+
+
+def test_max_wait_callback_keeps_the_callers_place(build, mk, clock):
+    router = build(rules=no_heartbeats(mk))
+    offline(router, "ann", "bob", "dan")
+    router.route(mk.call("CA1", "payment", arrived=clock.now))
+    clock.advance(100)
+    router.route(mk.call("CA2", "payment", arrived=clock.now))
+    clock.advance(201)
+    d = router.poll("CA1")
+    assert d.kind == "fallback" and d.callback and d.message == "We will call you back."
+    router.call_ended("CA1")  # the caller hangs up to be called back
+    assert router.set_status("ann", "available")["ok"]
+    assert mk.state(router, "ann")["call"] == "CA1"
+    assert router.poll("CA1").agent.id == "ann"
+
+
+def test_max_wait_fallback_transfers_to_the_number_and_leaves_the_queue(build, mk, clock):
+    router = build(rules=no_heartbeats(mk))
+    offline(router, "cat")
+    router.route(mk.call("CA1", "account_security", arrived=clock.now))
+    clock.advance(121)
+    d = router.poll("CA1")
+    assert (d.kind, d.fallback_number, d.message) == ("fallback", "+15005550123", "Transferring.")
+    security = next(q for q in router.queues_snapshot() if q["name"] == "security")
+    assert security["waiting"] == 0 and security["abandoned_today"] == 0
+
+
+def test_queue_position_and_expected_wait_come_from_recent_handling_times(build, mk, clock):
+    router = build()
+    offline(router, "bob", "dan")
+    assert router.route(mk.call("CA0", "payment")).agent.id == "ann"
+    router.answered("CA0", "ann")
+    clock.advance(50)
+    router.dial_result("CA0", "ann", "completed", 50)  # 50 s talk + 10 s wrap-up = 60 s handled
+    for sid in ("CA1", "CA2"):
+        router.route(mk.call(sid, "payment", arrived=clock.now))
+        clock.advance(1)
+    # ann is in wrap-up until +10 s: both wait
+    d1, d2 = router.poll("CA1"), router.poll("CA2")
+    assert (d1.position, d2.position) == (1, 2)
+    assert (d1.expected_wait_s, d2.expected_wait_s) == (60, 120)
+
+
+def test_caller_hanging_up_while_queued_counts_as_abandoned_and_leaves_nothing(build, mk, redis):
+    router = build()
+    offline(router, "cat")
+    router.route(mk.call("CA1", "account_security"))
+    router.call_ended("CA1")
+    security = next(q for q in router.queues_snapshot() if q["name"] == "security")
+    assert security["waiting"] == 0 and security["abandoned_today"] == 1
+    assert router.poll("CA1").kind == "fallback"
+    assert not redis.hexists("t:{route}:calls", "CA1")
+
+
+def test_hangup_while_ringing_frees_the_agent_in_the_same_step_without_penalty(build, mk):
+    router = build()
+    assert router.route(mk.call("CA1", "account_security")).agent.id == "cat"
+    router.call_ended("CA1")
+    cat = mk.state(router, "cat")
+    assert cat["state"] == "available" and cat["call"] is None
+    assert router.dial_result("CA1", "cat", "canceled") is None
+    assert mk.state(router, "cat")["misses"] == 0
+    # a late route for the same call must not queue a ghost caller
+    late = router.route(mk.call("CA1", "account_security"))
+    assert late.kind == "fallback" and mk.state(router, "cat")["state"] == "available"
+
+
+def test_failed_offer_leaves_no_agent_reserved_and_routes_the_call_again(build, mk):
+    router = build()
+    assert router.route(mk.call("CA1", "human")).agent.id == "ann"
+    again = router.dial_result("CA1", "ann", "failed")
+    assert again.kind == "agent" and again.agent.id == "bob"
+    ann = mk.state(router, "ann")
+    assert ann["state"] == "paused" and ann["call"] is None
+    assert [a["id"] for a in router.agents_snapshot() if a["state"] == "reserved"] == ["bob"]
+
+
+def test_one_missed_call_pauses_briefly_then_the_agent_is_back_by_itself(build, mk, clock):
+    router = build()
+    offline(router, "bob", "dan")
+    router.route(mk.call("CA1", "payment"))
+    d = router.dial_result("CA1", "ann", "no-answer")
+    assert d.kind == "queued"
+    ann = mk.state(router, "ann")
+    assert ann["state"] == "paused" and "missed" in ann["reason"]
+    clock.advance(31)
+    router.heartbeat("ann")
+    assert router.poll("CA1").agent.id == "ann"  # back, and offered the waiting call
+
+
+def test_repeated_misses_take_the_agent_offline_with_the_reason(build, mk, clock):
+    router = build(rules=no_heartbeats(mk))
+    offline(router, "bob", "dan")
+    for n in range(3):
+        assert router.route(mk.call(f"CA{n}", "payment")).agent.id == "ann"
+        router.dial_result(f"CA{n}", "ann", "no-answer")
+        router.call_ended(f"CA{n}")
+        clock.advance(31)
+    ann = mk.state(router, "ann")
+    assert ann["state"] == "offline" and "missed 3 calls in a row" in ann["reason"]
+    assert router.set_status("ann", "available")["ok"]
+    assert mk.state(router, "ann")["misses"] == 0
+
+
+def test_answered_call_resets_the_miss_count(build, mk, clock):
+    router = build(rules=no_heartbeats(mk))
+    offline(router, "bob", "dan")
+    router.route(mk.call("CA1", "payment"))
+    router.dial_result("CA1", "ann", "busy")
+    clock.advance(31)
+    assert router.poll("CA1").agent.id == "ann"
+    router.answered("CA1", "ann")
+    assert mk.state(router, "ann")["misses"] == 0
+
+
+def test_wrap_up_is_timed_from_the_queue_and_can_end_early(build, mk, clock):
+    router = build()
+    router.route(mk.call("CA1", "payment"))
+    router.answered("CA1", "ann")
+    router.dial_result("CA1", "ann", "completed", 40)
+    assert mk.state(router, "ann")["state"] == "wrap_up"
+    clock.advance(5)
+    assert mk.state(router, "ann")["state"] == "wrap_up"
+    clock.advance(6)
+    assert mk.state(router, "ann")["state"] == "available"
+    router.route(mk.call("CA2", "payment"))
+    router.answered("CA2", "ann")
+    router.dial_result("CA2", "ann", "completed", 40)
+    assert router.set_status("ann", "wrap_up_done")["state"] == "available"
+
+
+def test_stale_reservation_expires_and_the_call_keeps_its_place(build, mk, clock, redis):
+    router = build()
+    offline(router, "bob", "dan")
+    start = clock.now
+    router.route(mk.call("CA1", "payment", arrived=start))
+    pubsub = redis.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe("t:ops:updates")
+    clock.advance(46)  # nobody reported the offer's outcome
+    router.heartbeat("ann")
+    router.tick()
+    events, quiet = [], 0
+    while quiet < 3:  # None also stands for the (ignored) subscribe confirmation
+        m = pubsub.get_message(timeout=0.2)
+        quiet = quiet + 1 if m is None else 0
+        if m is not None:
+            events.append(json.loads(m["data"]))
+    pubsub.close()
+    assert {"type": "agent", "id": "ann", "state": "available", "reason": "last offer expired unanswered"}.items() \
+        <= next(e for e in events if e.get("state") == "available").items()
+    assert any(e["type"] == "queue" and e["event"] == "requeued" and e["sid"] == "CA1" for e in events)
+    assert redis.zscore("t:{route}:waiting", "CA1") is None or redis.zscore("t:{route}:waiting", "CA1") == start
+
+
+def test_agent_whose_app_stops_sending_heartbeats_goes_offline_by_itself(build, mk, clock):
+    router = build()
+    clock.advance(50)
+    router.heartbeat("ann")
+    clock.advance(20)
+    states = {a["id"]: a for a in router.agents_snapshot()}
+    assert states["ann"]["state"] == "available"
+    assert states["bob"]["state"] == "offline" and "heartbeat" in states["bob"]["reason"]
+    assert router.route(mk.call("CA1", "human")).agent.id == "ann"
+
+
+def test_agent_with_a_call_cannot_be_set_available_or_offline_underneath_it(build, mk):
+    router = build()
+    router.route(mk.call("CA1", "account_security"))
+    assert router.set_status("cat", "available")["ok"] is False
+    router.answered("CA1", "cat")
+    result = router.set_status("cat", "offline")
+    assert result["ok"] is False and result["state"] == "on_call"
+    assert router.set_status("nobody", "available")["message"].startswith("no agent")
