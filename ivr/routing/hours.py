@@ -22,7 +22,7 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ValueError(f"an IANA time zone such as Asia/Seoul or Europe/Berlin, found {name!r}") from None
+        raise ValueError(f"an IANA time zone such as Asia/Seoul or Europe/Berlin (found {name!r})") from None
 
 
 def parse_days(key: str) -> list[int]:
@@ -36,13 +36,13 @@ def parse_days(key: str) -> list[int]:
         if "-" in part:
             first, _, last = part.partition("-")
             if first not in DAYS or last not in DAYS:
-                raise ValueError(f"day names are {', '.join(DAYS)} (ranges like mon-fri), found {key!r}")
+                raise ValueError(f"day names are {', '.join(DAYS)} (ranges like mon-fri) (found {key!r})")
             a, b = DAYS.index(first), DAYS.index(last)
             out.extend(range(a, b + 1) if a <= b else list(range(a, 7)) + list(range(0, b + 1)))
         elif part in DAYS:
             out.append(DAYS.index(part))
         else:
-            raise ValueError(f"day names are {', '.join(DAYS)} (ranges like mon-fri, or daily), found {key!r}")
+            raise ValueError(f"day names are {', '.join(DAYS)} (ranges like mon-fri, or daily) (found {key!r})")
     return out
 
 
@@ -50,14 +50,14 @@ def parse_range(text: str) -> tuple[int, int]:
     """``09:00-18:00`` -> minutes since midnight (540, 1080)."""
     m = _RANGE.match(str(text).strip())
     if not m:
-        raise ValueError(f"a time range like 09:00-18:00, found {text!r}")
+        raise ValueError(f"a time range like 09:00-18:00 (found {text!r})")
     h1, m1, h2, m2 = (int(g) for g in m.groups())
     start, end = h1 * 60 + m1, h2 * 60 + m2
     if h1 > 23 or m1 > 59 or m2 > 59 or end > 24 * 60:
-        raise ValueError(f"hours 00-23 and minutes 00-59 (end may be 24:00), found {text!r}")
+        raise ValueError(f"hours 00-23 and minutes 00-59 (end may be 24:00) (found {text!r})")
     if end <= start:
         raise ValueError(f"the end must be after the start; split a range past midnight into "
-                         f"22:00-24:00 and 00:00-06:00 on the next day, found {text!r}")
+                         f"22:00-24:00 and 00:00-06:00 on the next day (found {text!r})")
     return start, end
 
 

@@ -38,7 +38,7 @@ def _levels(value):
         out = {}
         for item in value:
             if not isinstance(item, str):
-                raise ValueError(f"skill names, or a mapping skill: level, found {yamlfile.describe(item)}")
+                raise ValueError(f"skill names, or a mapping skill: level (found {yamlfile.describe(item)})")
             out[item] = 1
         return out
     return value
@@ -63,7 +63,7 @@ class AfterMaxWait(Model):
     @classmethod
     def _e164(cls, v):
         if v is not None and not re.match(r"^\+[1-9]\d{6,14}$", v):
-            raise ValueError(f"an E.164 number like +15005550006, found {v!r}")
+            raise ValueError("an E.164 number like +15005550006")
         return v
 
 
@@ -86,7 +86,7 @@ class Queue(Model):
     def _level_range(cls, v):
         for name, level in v.items():
             if not 1 <= level <= 9:
-                raise ValueError(f"skill levels run from 1 to 9, found {name}: {level}")
+                raise ValueError(f"skill levels from 1 to 9 (found {name}: {level})")
         return v
 
     @field_validator("relax")
@@ -94,7 +94,7 @@ class Queue(Model):
     def _ascending(cls, v):
         times = [step.after_s for step in v]
         if times != sorted(times):
-            raise ValueError(f"relax steps in order of after_s, found {times}")
+            raise ValueError(f"relax steps in order of after_s (found {times})")
         return v
 
 
@@ -178,7 +178,7 @@ class Agent(Model):
     @classmethod
     def _address(cls, v):
         if not _ADDRESS.match(v):
-            raise ValueError(f"client:NAME, sip:user@host or an E.164 number like +821012345678, found {v!r}")
+            raise ValueError("client:NAME, sip:user@host or an E.164 number like +821012345678")
         return v
 
 

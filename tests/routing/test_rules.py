@@ -1,0 +1,116 @@
+"""Rules and roster validation: every refusal names file, line and reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ivr.routing import rules as rules_mod
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def refuse(tmp_path, mk, rules=None, agents=None) -> str:
+    rp = mk.write(tmp_path / "rules.yaml", rules or mk.BASE_RULES)
+    ap = mk.write(tmp_path / "agents.yaml", agents or mk.BASE_AGENTS)
+    with pytest.raises(rules_mod.RulesError) as exc:
+        rules_mod.load(rp, ap)
+    return str(exc.value)
+
+
+def line_of(path: Path, needle: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if needle in line)
+
+
+def test_shipped_rules_route_every_category_the_classifier_answers():
+    r = rules_mod.load(ROOT / "routing/rules.yaml", ROOT / "routing/agents.yaml")
+    wanted = {"account_security", "payment", "product_usage", "game_support", "technical_fault", "complaint",
+              "human", "out_of_scope"}
+    assert wanted <= set(r.rules.categories)
+    assert r.category("human")[1].queue == r.category("out_of_scope")[1].queue == "general"
+    complaint = r.rules.categories["complaint"]
+    assert complaint.priority == max(c.priority for c in r.rules.categories.values()) and complaint.promise_s
+
+
+def test_shipped_files_comment_every_field_for_ops():
+    text = (ROOT / "routing/rules.yaml").read_text()
+    for key in ("idle_since", "heartbeat_timeout_s", "missed_pause_s", "max_missed", "priority_boost",
+                "within_hours", "closed_message", "relax", "strategy", "wrap_up_s", "overflow", "max_wait_s",
+                "after_max_wait", "holidays"):
+        lines = text.splitlines()
+        at = next(i for i, line in enumerate(lines) if f"{key}:" in line)
+        explained = "#" in lines[at] or lines[at - 1].strip().startswith("#") or any(
+            line.strip().startswith("#") and key in line for line in lines)
+        assert explained, f"{key} has no comment for ops"
+
+
+def test_unknown_queue_is_refused_with_file_and_line(tmp_path, mk):
+    message = refuse(tmp_path, mk, rules=mk.rules_with(**{"categories.payment.queue": "biling"}))
+    line = line_of(tmp_path / "rules.yaml", "queue: biling")
+    assert f"rules.yaml:{line}: categories.payment.queue: unknown queue 'biling'" in message
+
+
+def test_unknown_skill_in_the_roster_is_refused_in_the_roster_file(tmp_path, mk):
+    agents = yaml.safe_load(yaml.safe_dump(mk.BASE_AGENTS))
+    agents["agents"][1]["skills"] = {"paymnet": 2, "general": 1}
+    message = refuse(tmp_path, mk, agents=agents)
+    assert "agents.yaml:" in message and "agents[1].skills: unknown skill 'paymnet'" in message
+
+
+def test_overflow_cycle_is_refused(tmp_path, mk):
+    message = refuse(tmp_path, mk, rules=mk.rules_with(**{"queues.general.overflow": {"after_s": 10, "to": "billing"}}))
+    assert "overflow cycle billing -> general -> billing" in message
+    assert "rules.yaml:" in message
+
+
+def test_category_nobody_on_the_roster_can_serve_is_refused(tmp_path, mk):
+    agents = {"agents": [a for a in mk.BASE_AGENTS["agents"] if a["id"] != "cat"]}
+    message = refuse(tmp_path, mk, agents=agents)
+    assert "categories.account_security: nobody on the roster" in message
+
+
+@pytest.mark.parametrize("weekly, reason", [
+    ({"mon-fri": ["9-18"]}, "a time range like 09:00-18:00"),
+    ({"mon-fri": ["18:00-09:00"]}, "the end must be after the start"),
+    ({"monday": ["09:00-18:00"]}, "day names are mon"),
+    ({"mon": ["09:00-25:00"]}, "hours 00-23"),
+])
+def test_malformed_hours_are_refused_with_the_reason(tmp_path, mk, weekly, reason):
+    message = refuse(tmp_path, mk, rules=mk.rules_with(**{"hours.business.weekly": weekly}))
+    assert "hours.business.weekly" in message and reason in message
+
+
+def test_unknown_time_zone_and_hours_name_are_refused(tmp_path, mk):
+    message = refuse(tmp_path, mk, rules=mk.rules_with(**{"hours.business.timezone": "Asia/Soeul",
+                                                          "queues.general.hours": "weekdays"}))
+    assert "IANA time zone" in message and "Asia/Soeul" in message
+
+
+def test_bad_agent_address_is_refused(tmp_path, mk):
+    agents = yaml.safe_load(yaml.safe_dump(mk.BASE_AGENTS))
+    agents["agents"][0]["address"] = "ann@example"
+    message = refuse(tmp_path, mk, agents=agents)
+    assert "agents.yaml:2: agents[0].address: expected client:NAME, sip:user@host or an E.164 number" in message
+    assert "found 'ann@example'" in message
+
+
+def test_duplicate_agent_ids_are_refused(tmp_path, mk):
+    agents = yaml.safe_load(yaml.safe_dump(mk.BASE_AGENTS))
+    agents["agents"].append(dict(agents["agents"][1]))
+    assert "agent ids must be unique, repeated: bob" in refuse(tmp_path, mk, agents=agents)
+
+
+def test_general_queue_categories_are_required(tmp_path, mk):
+    rules = mk.rules_with()
+    del rules["categories"]["human"]
+    assert "category 'human' is missing" in refuse(tmp_path, mk, rules=rules)
+
+
+def test_broken_yaml_names_the_line(tmp_path, mk):
+    (tmp_path / "rules.yaml").write_text("timezone: UTC\nqueues: [\n")
+    mk.write(tmp_path / "agents.yaml", mk.BASE_AGENTS)
+    with pytest.raises(rules_mod.RulesError) as exc:
+        rules_mod.load(tmp_path / "rules.yaml", tmp_path / "agents.yaml")
+    assert "rules.yaml:3: not valid YAML" in str(exc.value)
