@@ -31,6 +31,16 @@ def _decode(obj):
     return obj
 
 
+def _list(value) -> list:
+    # cjson encodes an empty Lua table as {}
+    return value if isinstance(value, list) else []
+
+
+def _pairs(value) -> list[tuple]:
+    flat = _list(value)
+    return list(zip(flat[0::2], flat[1::2]))
+
+
 @dataclass
 class Snapshot:
     views: dict[str, AgentView]
@@ -97,31 +107,20 @@ class Ledger:
         return pipe.execute(raise_on_error=False)
 
     def snapshot(self, agent_ids: list[str], day: str, sticky_key: str | None = None) -> Snapshot:
+        """Everything a decision needs, in one round trip (the SNAPSHOT script)."""
         k = self.keys
-        pipe = self.redis.pipeline(transaction=False)
-        for agent_id in agent_ids:
-            pipe.hgetall(k.route_agent(agent_id))
-        pipe.hgetall(k.route_calls())
-        pipe.zrange(k.route_waiting(), 0, -1, withscores=True)
-        pipe.hgetall(k.route_held())
-        pipe.hkeys(k.route_callbacks())
-        pipe.lrange(k.route_handled(), 0, 199)
-        if sticky_key:
-            pipe.get(sticky_key)
-        res = _decode(pipe.execute())
-        n = len(agent_ids)
-        views = {a: AgentView.from_hash(a, h or {}, day) for a, h in zip(agent_ids, res[:n])}
+        keys = self.core() + [sticky_key or k.route_sticky("-")] + [k.route_agent(a) for a in agent_ids]
+        raw = json.loads(self.run([("snapshot", keys, [0, "", day, 200])])[0])
+        views = {a: AgentView.from_row(a, row) for a, row in zip(agent_ids, _list(raw.get("agents")))}
         calls = {}
-        for sid, raw in (res[n] or {}).items():
+        for sid, info in _pairs(raw.get("calls")):
             try:
-                calls[sid] = json.loads(raw)
+                calls[sid] = json.loads(info)
             except ValueError:
                 continue
-        waiting = {sid: float(score) for sid, score in res[n + 1]}
-        snap = Snapshot(views, calls, waiting, res[n + 2] or {}, set(res[n + 3] or []), res[n + 4] or [])
-        if sticky_key:
-            snap.sticky = res[n + 5] or ""
-        return snap
+        waiting = {sid: float(score) for sid, score in _pairs(raw.get("waiting"))}
+        return Snapshot(views, calls, waiting, dict(_pairs(raw.get("held"))), set(_list(raw.get("callbacks"))),
+                        _list(raw.get("handled")), (raw.get("sticky") or "") if sticky_key else "")
 
     def stats(self) -> dict[str, str]:
         return _decode(self.redis.hgetall(self.keys.route_stats())) or {}

@@ -194,8 +194,9 @@ class Router:
     def call_ended(self, sid: str) -> None:
         """The caller is gone: release the reservation or queue entry in one atomic step."""
         rules, now = self.rules, self.clock()
-        if self._release(rules, sid, now, "hangup") == "released":
-            self.tick()
+        result, waiting = self._release(rules, sid, now, "hangup")
+        if result == "released" and waiting:
+            self.tick()  # the freed agent takes the best waiting call now, not at the next poll
 
     # --- agents --------------------------------------------------------------------------
     def set_status(self, agent_id: str, status: str, reason: str = "") -> dict:
@@ -388,7 +389,7 @@ class Router:
         s = rules.schedule(queue)
         return Decision("closed", queue, message=localized(s.closed_message, language), fallback_number=s.closed_number)
 
-    def _release(self, rules: Rules, sid: str, now: float, mode: str) -> str:
+    def _release(self, rules: Rules, sid: str, now: float, mode: str) -> tuple[str, int]:
         args = [now, self._chan(), sid, self.keys.route_agent_prefix(), self._day(rules, now), mode, now - TOMBSTONE_S]
         return self.ledger.run([("release", self.ledger.core(), args)])[0]
 

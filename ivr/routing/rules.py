@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -204,8 +205,17 @@ class Rules:
     rules_text: str
     agents_text: str
 
+    @cached_property
+    def agents_by_id(self) -> dict[str, Agent]:
+        return {a.id: a for a in self.roster.agents}
+
+    @cached_property
+    def order_of(self) -> dict[str, int]:
+        """Position in agents.yaml (fixed_order strategy and every tie-break)."""
+        return {a.id: i for i, a in enumerate(self.roster.agents)}
+
     def agent(self, agent_id: str) -> Agent | None:
-        return next((a for a in self.roster.agents if a.id == agent_id), None)
+        return self.agents_by_id.get(agent_id)
 
     def category(self, name: str) -> tuple[str, Category]:
         """The category's rule; unknown categories use ``default_category``."""

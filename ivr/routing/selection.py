@@ -36,6 +36,14 @@ class AgentView:
     talk_today: float = 0.0
 
     @classmethod
+    def from_row(cls, agent_id: str, row: list) -> "AgentView":
+        """From the SNAPSHOT script's HMGET row (missing fields are false)."""
+        row = list(row) + [False] * (13 - len(row))
+        f = [float(v) if v and i not in (0, 1, 10) else 0.0 for i, v in enumerate(row)]
+        return cls(agent_id, row[0] or OFFLINE, row[1] or "", f[2], f[3], f[4], f[5], f[6], f[7], f[8], int(f[9]),
+                   row[10] or "", int(f[11]), f[12])
+
+    @classmethod
     def from_hash(cls, agent_id: str, h: dict, day: str) -> "AgentView":
         f = lambda k: float(h.get(k) or 0)  # noqa: E731
         return cls(agent_id, h.get("state") or OFFLINE, h.get("call") or "", f("until"), f("hb"), f("ended_at"),
@@ -76,6 +84,7 @@ def can_serve(skills: dict[str, int], need: dict[str, int]) -> bool:
 
 def reached(rules: Rules, queue: str, wait_s: float) -> list[str]:
     """The queue and the overflow queues the call has reached by now (overflow widens)."""
+    wait_s = max(0.0, wait_s)  # another worker's clock may run a hair ahead of ours
     return [name for name, at in rules.chain(queue) if wait_s >= at]
 
 
@@ -83,12 +92,17 @@ def current_queue(rules: Rules, call: WaitingCall, now: float) -> str:
     return reached(rules, call.queue, now - call.arrived)[-1]
 
 
-def eligible(rules: Rules, call: WaitingCall, agent_id: str, now: float) -> bool:
+def needs(rules: Rules, call: WaitingCall, now: float) -> list[dict[str, int]]:
+    """The skill minimums of each queue the call has reached by now; meeting any one suffices."""
+    wait = max(0.0, now - call.arrived)
+    return [relaxed(rules, call.category, q, wait) for q in reached(rules, call.queue, wait)]
+
+
+def eligible(rules: Rules, call: WaitingCall, agent_id: str, now: float, need: list | None = None) -> bool:
     agent = rules.agent(agent_id)
     if agent is None:
         return False
-    wait = max(0.0, now - call.arrived)
-    return any(can_serve(agent.skills, relaxed(rules, call.category, q, wait)) for q in reached(rules, call.queue, wait))
+    return any(can_serve(agent.skills, n) for n in (need if need is not None else needs(rules, call, now)))
 
 
 def present(rules: Rules, view: AgentView, now: float) -> bool:
@@ -101,7 +115,7 @@ def is_free(rules: Rules, view: AgentView, now: float) -> bool:
 
 
 def rank_key(rules: Rules, strategy: str, view: AgentView) -> tuple:
-    order = next((i for i, a in enumerate(rules.roster.agents) if a.id == view.id), 1 << 30)
+    order = rules.order_of.get(view.id, 1 << 30)
     idle = view.ended_at if rules.rules.idle_since == "last_call_ended" else max(view.avail_at, view.ended_at)
     if strategy == "fewest_calls":
         return (view.calls_today, idle, order)
@@ -117,7 +131,8 @@ def rank_key(rules: Rules, strategy: str, view: AgentView) -> tuple:
 def candidates(rules: Rules, call: WaitingCall, views: dict[str, AgentView], free: set[str], now: float) -> list[str]:
     """Free agents who can take ``call`` now, best first (its previous agent first if sticky)."""
     strategy = rules.rules.queues[current_queue(rules, call, now)].strategy
-    ids = [i for i in free if eligible(rules, call, i, now)]
+    need = needs(rules, call, now)
+    ids = [i for i in free if eligible(rules, call, i, now, need)]
     ids.sort(key=lambda i: rank_key(rules, strategy, views[i]))
     if call.sticky and call.sticky in ids:
         ids.remove(call.sticky)
@@ -172,7 +187,8 @@ def place(rules: Rules, call: WaitingCall, waiting: list[WaitingCall], views: di
     queue = current_queue(rules, call, now)
     ahead = [c for c in order(waiting) if current_queue(rules, c, now) == queue]
     position = next((i + 1 for i, c in enumerate(ahead) if c.sid == call.sid), len(ahead) + 1)
-    staffed = sum(1 for v in views.values() if v.state != OFFLINE and eligible(rules, call, v.id, now))
+    need = needs(rules, call, now)
+    staffed = sum(1 for v in views.values() if v.state != OFFLINE and eligible(rules, call, v.id, now, need))
     aht = handle_s.get(queue) or rules.rules.queues[queue].default_handle_s
     expected = math.ceil(position * aht / max(1, staffed))
     return Place(queue, position, float(expected))
