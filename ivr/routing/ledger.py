@@ -72,6 +72,9 @@ class Ledger:
         self.redis = redis
         self.keys = keys
         self._sha = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in scripts.ALL.items()}
+        from redis.cluster import RedisCluster
+
+        self.cluster = isinstance(redis, RedisCluster)
 
     def core(self) -> list[str]:
         k = self.keys
@@ -101,6 +104,15 @@ class Ledger:
         return [_decode(r) for r in results]
 
     def _pipeline(self, steps) -> list:
+        if self.cluster:
+            # redis-py's cluster pipeline refuses EVALSHA: send the steps one by one (same order).
+            out = []
+            for name, keys, args in steps:
+                try:
+                    out.append(self.redis.evalsha(self._sha[name], len(keys), *keys, *args))
+                except (NoScriptError, ResponseError) as exc:
+                    out.append(exc)
+            return out
         pipe = self.redis.pipeline(transaction=False)
         for name, keys, args in steps:
             pipe.evalsha(self._sha[name], len(keys), *keys, *args)
