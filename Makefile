@@ -9,12 +9,18 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8080
 WORKERS ?= 1
 
-.PHONY: run test setup models classifier bench clean
+# Local defaults so `make run` + `make replay` work out of the box on a laptop. A real
+# deployment sets its own TWILIO_AUTH_TOKEN, IVR_API_TOKEN and IVR_PUBLIC_URL.
+export TWILIO_AUTH_TOKEN ?= local-dev-twilio-token
+export IVR_API_TOKEN ?= local-dev-api-token
+CALL ?= tests/fixtures/speech/ko_payment.wav
+
+.PHONY: run test setup models classifier browser replay bench clean
 
 run: setup
 	$(BIN)/ivr serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 setup: $(STAMP) models classifier
@@ -34,6 +40,17 @@ models: $(STAMP)
 
 classifier: $(STAMP)
 	$(BIN)/ivr intents train --if-stale
+
+# The ops page's browser test drives Debian's Chromium; install it when we may (root with
+# apt-get), otherwise that one test skips and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  echo "chromium not installed: the ops page browser test will be skipped"; }
+
+# Place a simulated call (Twilio stand-in) against the server `make run` started.
+replay: $(STAMP)
+	$(BIN)/ivr replay $(CALL) --url http://$(HOST):$(PORT)
 
 bench: setup
 	$(BIN)/ivr bench

@@ -63,6 +63,7 @@ class Session:
     agent_address: str = ""
     dial_outcomes: list[dict[str, Any]] = field(default_factory=list)
     fallback: str = ""
+    callback_message: str = ""
     outcome: str = ""
     ended_at: float = 0.0
 

@@ -148,6 +148,7 @@ class Prompts(Section):
     no_speech: str
     fallback: str
     goodbye: str
+    callback: str = "We will call you back as soon as an agent is free, and you keep your place in line."
 
 
 class Hotline(Section):

@@ -99,8 +99,12 @@ def waiting(ctx: CallContext, session: Session) -> str:
         say = hotline.prompts.queued.format(position=decision.position or 1, minutes=minutes)
         return twiml.wait_message(hotline, say, WAIT_PAUSE_S)
     # max wait passed (callback or fallback number): leave; the <Enqueue> action says what's next
-    ctx.sessions.update(session.sid, "queued", fallback=decision.kind,
-                        agent_address=getattr(decision, "fallback_number", "") or "")
+    if getattr(decision, "callback", False):
+        ctx.sessions.update(session.sid, "queued", fallback="callback", agent_address="",
+                            callback_message=decision.message or "")
+    else:
+        ctx.sessions.update(session.sid, "queued", fallback=decision.kind,
+                            agent_address=getattr(decision, "fallback_number", "") or "")
     return twiml.leave()
 
 
@@ -112,6 +116,11 @@ def after_queue(ctx: CallContext, session: Session, result: str) -> str:
         decision = SimpleNamespace(agent=SimpleNamespace(id=session.agent, address=session.agent_address),
                                    queue=session.queue)
         return dial_agent(ctx, session, hotline, decision, hotline.prompts.connecting)
+    if session.fallback == "callback":
+        # The caller keeps their place; tell them what happens next and when, then hang up.
+        ctx.sessions.update(session.sid, "ended", outcome="callback_requested")
+        message = session.callback_message or hotline.prompts.callback
+        return twiml.say_and_hangup(hotline, message + " " + hotline.prompts.goodbye)
     if session.fallback:
         number = session.agent_address or ctx.config.fallback.dial
         ctx.sessions.update(session.sid, "routing", agent_address="")

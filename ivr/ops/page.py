@@ -1,0 +1,5 @@
+"""Placeholder: being written (issue 6)."""
+
+
+def init_app(app) -> None:
+    pass
