@@ -35,6 +35,10 @@ class Keys:
         """Stream: one entry per finished call (masked), trimmed by retention."""
         return f"{self.prefix}:records"
 
+    def record_ref(self, sid: str) -> str:
+        """String with TTL (the retention): the records stream ID of call ``sid``'s record."""
+        return f"{self.prefix}:record:{{{sid}}}"
+
     def feedback(self) -> str:
         """Stream: agents' category corrections, folded in by `ivr intents train --with-feedback`."""
         return f"{self.prefix}:feedback"

@@ -1,0 +1,335 @@
+"""Personal data out of transcripts before anything is stored or logged.
+
+What a caller says may hold a phone, card or ID number, or an email address. The
+recognizer writes numbers as figures (``010-1234-5678``) or as the words it heard:
+English (``oh one oh``, ``double five``, ``twelve thirty four``), Chinese
+(``幺三八 一二三四``) or Sino-Korean (``공일공 일이삼사 오육칠팔``), often with a space
+between every word. :func:`mask` reads all of these, whatever the call's language,
+because callers switch languages for numbers.
+
+How it works: one regular expression cuts the text into *atoms* (a run of figures, a
+spoken digit, a separator such as a space or a dash, or anything else). Consecutive
+digit atoms joined only by separators form a *run*; a run of at least
+:data:`MIN_DIGITS` digits is replaced by a token saying what it looks like:
+``[PHONE]``, ``[CARD]``, ``[ID]`` or ``[NUMBER]``. Short numbers ("two accounts",
+"3 days", "level 5", "50 dollars"), amounts written with thousands separators
+(``1,500,000``), dates (``2026-11-01``) and clock times stay as they are.
+
+Everything here is pure and fast (a few microseconds per transcript: run
+``python -m ivr.ops.masking`` for the figures).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+MIN_DIGITS = 6  # a run with fewer digits is a quantity, a level, a short code: kept
+
+PHONE, CARD, ID, EMAIL, NUMBER = "[PHONE]", "[CARD]", "[ID]", "[EMAIL]", "[NUMBER]"
+
+_EN_UNITS = {"zero": "0", "oh": "0", "o": "0", "one": "1", "two": "2", "three": "3", "four": "4",
+             "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9"}
+_EN_TEENS = {"ten": "10", "eleven": "11", "twelve": "12", "thirteen": "13", "fourteen": "14",
+             "fifteen": "15", "sixteen": "16", "seventeen": "17", "eighteen": "18", "nineteen": "19"}
+_EN_TENS = {"twenty": "2", "thirty": "3", "forty": "4", "fifty": "5", "sixty": "6", "seventy": "7",
+            "eighty": "8", "ninety": "9"}
+_EN_REPEAT = {"double": 2, "triple": 3}
+_ZH = {"零": "0", "〇": "0", "洞": "0", "一": "1", "幺": "1", "么": "1", "二": "2", "两": "2", "三": "3",
+       "四": "4", "五": "5", "六": "6", "七": "7", "八": "8", "九": "9"}
+_KO = {"공": "0", "영": "0", "일": "1", "이": "2", "삼": "3", "사": "4", "오": "5", "육": "6", "륙": "6",
+       "칠": "7", "팔": "8", "구": "9"}
+_FULLWIDTH = str.maketrans("０１２３４５６７８９", "0123456789")
+
+_EN_WORDS = "|".join(sorted([*_EN_UNITS, *_EN_TEENS, *_EN_TENS, *_EN_REPEAT, "hundred"], key=len, reverse=True))
+
+# One atom per match; text between matches is "other" and ends a run.
+_ATOM = re.compile(
+    r"(?P<amount>(?<![0-9])[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?(?![0-9]))"
+    r"|(?P<date>(?<![0-9])(?:19|20)[0-9]{2}[-./](?:0?[1-9]|1[0-2])[-./](?:0?[1-9]|[12][0-9]|3[01])(?![0-9]))"
+    r"|(?P<clock>(?<![0-9])[0-2]?[0-9]:[0-5][0-9](?::[0-5][0-9])?(?![0-9]))"
+    r"|(?P<num>[0-9０-９]+)"
+    r"|(?P<en>\b(?:" + _EN_WORDS + r")\b)"
+    r"|(?P<zh>[" + "".join(_ZH) + r"])"
+    r"|(?P<ko>[" + "".join(_KO) + r"])"
+    r"|(?P<x>(?<=[0-9０-９\s])[xX叉](?![A-Za-z]))"
+    r"|(?P<sep>[\s\-‐‑–—.()/+]+|\b(?:dash|hyphen|plus)\b|대시|다시|杠|에(?=\s))",
+    re.IGNORECASE,
+)
+
+_HANGUL_FIRST, _HANGUL_LAST = 0xAC00, 0xD7A3
+
+# Spoken and written email addresses.
+_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+")
+_W = r"[A-Za-z0-9_\-\uac00-\ud7a3]+"
+_AT = r"(?:\s+(?:at|@)\s+|\s*(?:골뱅이|앳|艾特|@)\s*)"
+_DOT = r"(?:\s+dot\s+|\s*(?:닷|쩜|点|點)\s*|\s+점\s+)"
+_UNDERSCORE = r"(?:\s+(?:underscore|dash|hyphen)\s+|\s*(?:언더바|언더스코어|下划线)\s*)"
+_TLD = r"(?:com|net|org|edu|gov|io|co|kr|cn|jp|uk|de|info|biz|컴|넷|케이알|씨엔)"
+_SPOKEN_EMAIL = re.compile(
+    rf"(?:{_W}(?:{_DOT}|{_UNDERSCORE}))*{_W}{_AT}{_W}(?:{_DOT}{_W})*?{_DOT}{_TLD}(?![A-Za-z0-9])"
+    rf"|{_W}{_AT}{_W}\s*(?:닷컴|닷넷)",
+    re.IGNORECASE,
+)
+
+# Words after a number that make it an amount or a quantity, not an identifier.
+_UNIT_AFTER = re.compile(r"\s*(?:dollars?|won|yuan|euros?|percent|%|원|달러|위안|元|块|美元|퍼센트)", re.IGNORECASE)
+
+
+@dataclass
+class _Atom:
+    digits: str
+    start: int
+    end: int
+    kind: str  # num, en, zh, ko, x
+    word: str = ""
+
+
+def _is_hangul(ch: str) -> bool:
+    return _HANGUL_FIRST <= ord(ch) <= _HANGUL_LAST
+
+
+def _atoms_to_runs(text: str) -> list[list[_Atom]]:
+    """Consecutive digit atoms joined only by separators."""
+    runs: list[list[_Atom]] = []
+    current: list[_Atom] = []
+    last_end = 0
+
+    def close() -> None:
+        nonlocal current
+        if current:
+            runs.append(current)
+            current = []
+
+    for m in _ATOM.finditer(text):
+        kind = m.lastgroup
+        start, end = m.span()
+        if start != last_end:  # other text between: the run ends
+            close()
+        last_end = end
+        value = m.group()
+        if kind == "sep":
+            continue
+        if kind in ("amount", "date", "clock"):
+            close()
+            continue
+        if kind == "ko" and start > 0 and _is_hangul(text[start - 1]) and text[start - 1] not in _KO:
+            # a syllable inside an ordinary word (회사, 카드사): not a digit
+            close()
+            continue
+        if kind == "num":
+            current.append(_Atom(value.translate(_FULLWIDTH), start, end, kind))
+        elif kind == "zh":
+            current.append(_Atom(_ZH[value], start, end, kind))
+        elif kind == "ko":
+            current.append(_Atom(_KO[value], start, end, kind))
+        elif kind == "x":
+            if current:
+                current.append(_Atom("X", start, end, kind))
+            else:
+                close()
+        else:
+            word = value.lower()
+            current.append(_Atom("", start, end, kind, word))
+    close()
+    return [part for run in runs for part in _spoken_english(run)]
+
+
+def _spoken_english(run: list[_Atom]) -> list[list[_Atom]]:
+    """Give English words their digits (units, teens, tens + unit, double/triple, hundred).
+
+    A word that turns out to carry no digit ("double" on its own) splits the run."""
+    runs: list[list[_Atom]] = []
+    out: list[_Atom] = []
+    i = 0
+    while i < len(run):
+        a = run[i]
+        nxt = run[i + 1] if i + 1 < len(run) else None
+        i += 1
+        if a.kind == "en":
+            w = a.word
+            if w in _EN_UNITS:
+                a.digits = _EN_UNITS[w]
+            elif w in _EN_TEENS:
+                a.digits = _EN_TEENS[w]
+            elif w in _EN_TENS:
+                if nxt is not None and nxt.kind == "en" and nxt.word in _EN_UNITS and nxt.word not in ("oh", "o", "zero"):
+                    a = _Atom(_EN_TENS[w] + _EN_UNITS[nxt.word], a.start, nxt.end, "en", w)
+                    i += 1
+                else:
+                    a.digits = _EN_TENS[w] + "0"
+            elif w in _EN_REPEAT:
+                times = _EN_REPEAT[w]
+                if nxt is not None and nxt.kind == "en" and nxt.word in _EN_UNITS:
+                    a = _Atom(_EN_UNITS[nxt.word] * times, a.start, nxt.end, "en", w)
+                    i += 1
+                elif nxt is not None and nxt.kind in ("num", "zh", "ko") and len(nxt.digits) == 1:
+                    a = _Atom(nxt.digits * times, a.start, nxt.end, "en", w)
+                    i += 1
+            elif w == "hundred" and out:
+                a.digits = "00"
+        if a.digits:
+            out.append(a)
+        elif out:
+            runs.append(out)
+            out = []
+    if out:
+        runs.append(out)
+    return runs
+
+
+def _digits(run: list[_Atom]) -> str:
+    return "".join(a.digits for a in run)
+
+
+def _luhn(number: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(number)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _rrn(d: str) -> bool:
+    """Korean resident registration number: YYMMDD + gender/century digit + 6."""
+    return (len(d) == 13 and d.isdigit() and 1 <= int(d[2:4]) <= 12 and 1 <= int(d[4:6]) <= 31
+            and d[6] in "12345678")
+
+
+def _cn_id(d: str) -> bool:
+    """Chinese resident identity number: 6 region + YYYYMMDD + 3 + check digit or X."""
+    return (len(d) == 18 and d[:17].isdigit() and (d[17].isdigit() or d[17] == "X")
+            and d[6:8] in ("19", "20") and 1 <= int(d[10:12]) <= 12 and 1 <= int(d[12:14]) <= 31)
+
+
+def _groups(text: str, run: list[_Atom]) -> list[int]:
+    """Digit counts of the groups a written number is split into by dashes or spaces."""
+    return [len(a.digits) for a in run] if all(a.kind == "num" for a in run) else []
+
+
+def classify(digits: str, groups: list[int] | None = None) -> str:
+    """The token for a run of digits (``X`` may end a Chinese ID)."""
+    groups = groups or []
+    n = len(digits)
+    plain = digits.replace("X", "")
+    if _cn_id(digits) or _rrn(digits) or groups in ([6, 7], [3, 2, 4]):
+        return ID
+    if 13 <= n <= 19 and plain == digits and (_luhn(digits) or n in (15, 16)):
+        return CARD
+    if groups and len(groups) >= 3 and groups[0] == 4 and all(g == 4 for g in groups[:3]):
+        return CARD
+    if 7 <= n <= 15 and (digits[0] in "0+" or n in (7, 8, 10, 11, 12) or len(groups) >= 2):
+        return PHONE
+    if n == 9 and digits[0] == "0":
+        return PHONE
+    return NUMBER
+
+
+def _mask_emails(text: str) -> str:
+    if "@" in text:
+        text = _EMAIL.sub(EMAIL, text)
+    return _SPOKEN_EMAIL.sub(EMAIL, text)
+
+
+def mask(text: str, language: str = "") -> str:
+    """``text`` with phone, card and ID numbers and email addresses replaced by tokens.
+
+    ``language`` is the call's language; every reading is masked whatever it is (callers
+    switch to English or read figures), so it only serves as a hint for future rules.
+    Idempotent: masking a masked text changes nothing.
+    """
+    if not text:
+        return text
+    text = _mask_emails(text)
+    runs = _atoms_to_runs(text)
+    if not runs:
+        return text
+    pieces: list[str] = []
+    pos = 0
+    for run in runs:
+        digits = _digits(run)
+        if len(digits.replace("X", "")) < MIN_DIGITS:
+            continue
+        start, end = run[0].start, run[-1].end
+        if len(run) == 1 and run[0].kind == "num" and len(digits) <= 9 and _UNIT_AFTER.match(text, end):
+            continue  # "1500000 won": an amount
+        # a leading "+" belongs to the number
+        if start > 0 and text[start - 1] == "+":
+            start -= 1
+            digits = "+" + digits
+        pieces.append(text[pos:start])
+        pieces.append(classify(digits.lstrip("+") if not digits.startswith("+") else "0" + digits[1:],
+                               _groups(text, run)))
+        pos = end
+    pieces.append(text[pos:])
+    return "".join(pieces)
+
+
+# Country calling codes of one and two digits; every other code has three.
+_CC1 = {"1", "7"}
+_CC2 = {"20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46", "47", "48",
+        "49", "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63", "64", "65", "66", "81",
+        "82", "84", "86", "90", "91", "92", "93", "94", "95", "98"}
+
+
+def mask_number(number: str) -> str:
+    """A caller's number fit for records and logs: ``+821012345678`` → ``+82*******5678``.
+
+    Keeps the country code (where calls come from is useful) and the last four digits
+    (two when the number is short), enough for an agent to recognise a repeat caller
+    and too little to call back. Things that are not numbers ("anonymous") stay.
+    """
+    if not number:
+        return ""
+    digits = "".join(ch for ch in number if ch.isdigit())
+    if len(digits) < 3:
+        return number if not digits else "*" * len(digits)
+    if number.lstrip().startswith("+"):
+        cc = digits[:1] if digits[:1] in _CC1 else digits[:2] if digits[:2] in _CC2 else digits[:3]
+        rest = digits[len(cc):]
+        keep = 4 if len(rest) >= 8 else 2
+        return f"+{cc}" + "*" * (len(rest) - keep) + rest[-keep:]
+    keep = 4 if len(digits) >= 8 else 2
+    return "*" * (len(digits) - keep) + digits[-keep:]
+
+
+# --- benchmark ---------------------------------------------------------------------------
+
+BENCH_TEXTS = [
+    "제 전화번호는 공일공 일이삼사 오육칠팔이에요 카드 결제가 안 돼요",
+    "결제를 했는데 두 번 빠져나갔어요 환불해 주세요",
+    "my card number is four one one one one one one one one one one one one one one one and it was declined",
+    "I was charged twice for my subscription last month, can you help",
+    "我的电话是幺三八 一二三四 五六七八 帮我查一下订单",
+    "我想退款 订单已经三天没有发货了",
+    "email me at john dot smith at gmail dot com or call 010-1234-5678",
+    "주민등록번호는 구공공일공일 일이삼사오육칠 입니다",
+]
+
+
+def bench(rounds: int = 2000) -> dict:
+    """Microseconds per transcript over :data:`BENCH_TEXTS` (p50, p90, p99, max)."""
+    times: list[float] = []
+    for _ in range(rounds):
+        for text in BENCH_TEXTS:
+            t0 = time.perf_counter()
+            mask(text, "ko")
+            times.append((time.perf_counter() - t0) * 1e6)
+    times.sort()
+
+    def pct(p: float) -> float:
+        return round(times[min(len(times) - 1, int(p * len(times)))], 1)
+
+    return {"transcripts": len(times), "p50_us": pct(0.5), "p90_us": pct(0.9), "p99_us": pct(0.99),
+            "max_us": round(times[-1], 1), "mean_us": round(sum(times) / len(times), 1)}
+
+
+if __name__ == "__main__":
+    for t in BENCH_TEXTS:
+        print(f"{t}\n  -> {mask(t, 'ko')}")
+    print(bench())

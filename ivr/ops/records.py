@@ -1,0 +1,248 @@
+"""Call records: one masked JSON entry per finished call in a Redis stream, and the day's counters.
+
+The stream (``keys.records()``) holds ``{"json": <record>}`` entries whose IDs are the
+times they were written (Redis' own ``<ms>-<seq>`` IDs), so "since" and "until" are ID
+ranges and retention is ``XADD ... MINID ~ <now - retention>``: entries older than
+the retention go as new ones arrive, in whole macro-nodes (cheap). Reading pages
+through the stream with XRANGE/XREVRANGE, so an export of a month never sits in memory.
+
+Nothing unmasked is stored: :func:`write_record` masks the caller's number and the
+transcripts again (masking is idempotent) in case a writer forgot.
+
+Recorded audio (``calls.record_audio``) follows the same retention:
+:func:`purge_recordings` deletes WAVs older than it; :func:`write_record` calls it at
+most once an hour per process, and ``ivr calls purge`` on demand.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from ivr.ops.masking import mask, mask_number
+
+log = logging.getLogger(__name__)
+
+PAGE = 500  # entries per XRANGE round trip
+DAILY_TTL_S = 400 * 86400  # a year of day counters, and a bit, for comparisons
+PURGE_EVERY_S = 3600.0
+
+_UNMASKED_NUMBER = re.compile(r"\d{5,}")
+_purge_lock = threading.Lock()
+_last_purge: dict[str, float] = {}
+
+
+# --- writing -------------------------------------------------------------------------
+
+def sanitize(record: dict) -> dict:
+    """A copy of ``record`` with the caller's number and every transcript masked."""
+    record = dict(record)
+    language = str(record.get("language") or "")
+    caller = record.get("caller")
+    if isinstance(caller, str) and _UNMASKED_NUMBER.search(caller):
+        record["caller"] = mask_number(caller)
+    for field in ("transcript", "partial"):
+        if isinstance(record.get(field), str):
+            record[field] = mask(record[field], language)
+    earlier = record.get("earlier_transcripts")
+    if isinstance(earlier, list):
+        record["earlier_transcripts"] = [mask(t, language) if isinstance(t, str) else t for t in earlier]
+    return record
+
+
+def write_record(redis, keys, record: dict, retention_days: int | float) -> str:
+    """Append one finished call's record; entries older than ``retention_days`` are trimmed.
+
+    Returns the stream ID (``<ms>-<seq>``)."""
+    record = sanitize(record)
+    body = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
+    now_ms = int(time.time() * 1000)
+    min_id = f"{now_ms - int(retention_days * 86400 * 1000)}-0"
+    entry_id = redis.xadd(keys.records(), {"json": body}, minid=min_id, approximate=True)
+    entry_id = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+    sid = record.get("sid")
+    if sid:
+        redis.set(keys.record_ref(str(sid)), entry_id, ex=max(1, int(retention_days * 86400)))
+    audio = record.get("audio_path")
+    if audio:
+        maybe_purge(Path(audio).parent, retention_days)
+    return entry_id
+
+
+def trim_records(redis, keys, retention_days: int | float, now: float | None = None) -> int:
+    """Delete records older than the retention exactly (not by macro-node); returns how many."""
+    now = time.time() if now is None else now
+    min_id = f"{int((now - retention_days * 86400) * 1000)}-0"
+    return int(redis.xtrim(keys.records(), minid=min_id, approximate=False))
+
+
+def bump_daily(redis, keys, field: str, by: int = 1, day: str | None = None) -> int:
+    """Add ``by`` to the day's counter ``field`` (calls, answered, abandoned, fallback,
+    reprompts, routed_first_utterance). ``day`` is the server's local date by default."""
+    day = day or dt.date.today().isoformat()
+    key = keys.daily_stats(day)
+    pipe = redis.pipeline(transaction=False)
+    pipe.hincrby(key, field, by)
+    pipe.expire(key, DAILY_TTL_S)
+    value, _ = pipe.execute()
+    return int(value)
+
+
+def read_daily(redis, keys, day: str | None = None) -> dict[str, int]:
+    """The day's counters as ``{field: int}`` (empty when nothing happened)."""
+    day = day or dt.date.today().isoformat()
+    raw = redis.hgetall(keys.daily_stats(day))
+    return {_text(k): int(v) for k, v in raw.items()}
+
+
+# --- reading -------------------------------------------------------------------------
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _decode(entry_id, fields) -> dict[str, Any] | None:
+    raw = fields.get(b"json", fields.get("json")) if isinstance(fields, dict) else None
+    if raw is None:
+        return None
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        log.warning("unreadable call record skipped", extra={"record_id": _text(entry_id)})
+        return None
+    if not isinstance(record, dict):
+        return None
+    record.setdefault("record_id", _text(entry_id))
+    return record
+
+
+def stream_id(at: float | None, *, end: bool = False) -> str:
+    """The stream ID bound for Unix time ``at`` (None: the stream's first or last entry)."""
+    if at is None:
+        return "+" if end else "-"
+    ms = int(at * 1000)
+    return f"{ms}-{2**64 - 1}" if end else f"{ms}-0"
+
+
+def read_records(redis, keys, since: float | None = None, until: float | None = None, *,
+                 newest_first: bool = True, limit: int | None = None, page: int = PAGE) -> Iterator[dict]:
+    """Records written in ``[since, until]`` (Unix seconds), newest first by default.
+
+    A generator reading ``page`` entries per round trip, so it can run over the whole
+    retention without holding it in memory. Each record carries its ``record_id``.
+    """
+    key = keys.records()
+    low, high = stream_id(since), stream_id(until, end=True)
+    given = 0
+    while limit is None or given < limit:
+        count = page if limit is None else min(page, limit - given)
+        if newest_first:
+            batch = redis.xrevrange(key, max=high, min=low, count=count)
+        else:
+            batch = redis.xrange(key, min=low, max=high, count=count)
+        if not batch:
+            return
+        for entry_id, fields in batch:
+            record = _decode(entry_id, fields)
+            if record is not None:
+                given += 1
+                yield record
+        last = _text(batch[-1][0])
+        if len(batch) < count:
+            return
+        # exclusive continuation from the last ID seen
+        if newest_first:
+            high = "(" + last
+        else:
+            low = "(" + last
+
+
+def find_record(redis, keys, sid: str) -> dict | None:
+    """The record of call ``sid``: by its reference key, else by scanning newest first."""
+    ref = redis.get(keys.record_ref(sid))
+    if ref is not None:
+        ref = _text(ref)
+        for entry_id, fields in redis.xrange(keys.records(), min=ref, max=ref, count=1):
+            record = _decode(entry_id, fields)
+            if record is not None and record.get("sid") == sid:
+                return record
+    return next((r for r in read_records(redis, keys) if r.get("sid") == sid), None)
+
+
+def count_records(redis, keys) -> int:
+    return int(redis.xlen(keys.records()))
+
+
+# --- flattening for CSV ------------------------------------------------------------------
+
+CSV_FIRST = ["record_id", "sid", "hotline", "language", "caller", "started_at", "ended_at", "duration_s",
+             "transcript", "category", "confidence", "runner_up", "reprompts", "routed_on_first_utterance",
+             "queue", "wait_s", "agent", "dial_outcomes", "fallback", "outcome", "audio_path"]
+
+
+def flatten(record: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts become dotted columns (``speech.outcome``); lists become JSON text."""
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        elif isinstance(value, (list, tuple)):
+            flat[name] = json.dumps(value, ensure_ascii=False, default=str)
+        elif value is None:
+            flat[name] = ""
+        else:
+            flat[name] = value
+    return flat
+
+
+def csv_columns(seen: Iterable[str]) -> list[str]:
+    """The fixed leading columns, then any other column in sorted order."""
+    seen = set(seen)
+    return [c for c in CSV_FIRST if c in seen or c in ("record_id", "sid")] + sorted(seen - set(CSV_FIRST))
+
+
+# --- recordings retention -------------------------------------------------------------
+
+def purge_recordings(folder: str | Path, retention_days: int | float, now: float | None = None) -> list[Path]:
+    """Delete the ``*.wav`` files in ``folder`` last written more than ``retention_days`` ago.
+
+    Returns the deleted paths. A missing folder is nothing to purge."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    cutoff = (time.time() if now is None else now) - retention_days * 86400
+    deleted = []
+    for path in folder.glob("*.wav"):
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                deleted.append(path)
+        except FileNotFoundError:  # another worker got there first
+            continue
+        except OSError as exc:
+            log.warning("recording not purged", extra={"path": str(path), "reason": str(exc)})
+    if deleted:
+        log.info("old recordings purged", extra={"count": len(deleted), "folder": str(folder)})
+    return deleted
+
+
+def maybe_purge(folder: str | Path, retention_days: int | float) -> None:
+    """:func:`purge_recordings` at most once per :data:`PURGE_EVERY_S` per folder and process."""
+    name = str(folder)
+    now = time.monotonic()
+    with _purge_lock:
+        last = _last_purge.get(name)
+        if last is not None and now - last < PURGE_EVERY_S:
+            return
+        _last_purge[name] = now
+    try:
+        purge_recordings(folder, retention_days)
+    except Exception:
+        log.exception("recording purge failed", extra={"folder": name})
