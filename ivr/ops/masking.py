@@ -40,6 +40,11 @@ _ZH = {"零": "0", "〇": "0", "洞": "0", "一": "1", "幺": "1", "么": "1", "
        "四": "4", "五": "5", "六": "6", "七": "7", "八": "8", "九": "9"}
 _KO = {"공": "0", "영": "0", "일": "1", "이": "2", "삼": "3", "사": "4", "오": "5", "육": "6", "륙": "6",
        "칠": "7", "팔": "8", "구": "9"}
+# Sino-Korean numbers read by place (천이백삼십사 = 1234), as phone number groups often are.
+_D = "[일이삼사오육칠팔구]"
+_KO_POSITIONAL = (f"(?:{_D}?천(?:{_D}?백)?(?:{_D}?십)?|{_D}?백(?:{_D}?십)?|{_D}?십){_D}?")
+_KO_PLACES = {"천": 1000, "백": 100, "십": 10}
+_KO_WORD = set(_KO) | set(_KO_PLACES)  # syllables a number read in Korean is made of
 _FULLWIDTH = str.maketrans("０１２３４５６７８９", "0123456789")
 
 _EN_WORDS = "|".join(sorted([*_EN_UNITS, *_EN_TEENS, *_EN_TENS, *_EN_REPEAT, "hundred"], key=len, reverse=True))
@@ -52,9 +57,10 @@ _ATOM = re.compile(
     r"|(?P<num>[0-9０-９]+)"
     r"|(?P<en>\b(?:" + _EN_WORDS + r")\b)"
     r"|(?P<zh>[" + "".join(_ZH) + r"])"
+    r"|(?P<kopos>" + _KO_POSITIONAL + r")"
     r"|(?P<ko>[" + "".join(_KO) + r"])"
     r"|(?P<x>(?<=[0-9０-９\s])[xX叉](?![A-Za-z]))"
-    r"|(?P<sep>[\s\-‐‑–—.()/+]+|\b(?:dash|hyphen|plus)\b|대시|다시|杠|에(?=\s))",
+    r"|(?P<sep>(?:[\s\-‐‑–—.()/+]|,(?=\s))+|\b(?:dash|hyphen|plus)\b|대시|다시|杠|에(?=\s))",
     re.IGNORECASE,
 )
 
@@ -114,14 +120,17 @@ def _atoms_to_runs(text: str) -> list[list[_Atom]]:
         if kind in ("amount", "date", "clock"):
             close()
             continue
-        if kind == "ko" and start > 0 and _is_hangul(text[start - 1]) and text[start - 1] not in _KO:
-            # a syllable inside an ordinary word (회사, 카드사): not a digit
+        if start > 0 and _is_hangul(text[start - 1]) and (
+                (kind == "ko" and text[start - 1] not in _KO_WORD) or kind == "kopos"):
+            # a syllable inside an ordinary word (회사, 카드사, 천천히): not a digit
             close()
             continue
         if kind == "num":
             current.append(_Atom(value.translate(_FULLWIDTH), start, end, kind))
         elif kind == "zh":
             current.append(_Atom(_ZH[value], start, end, kind))
+        elif kind == "kopos":
+            current.append(_Atom(_ko_positional(value), start, end, kind))
         elif kind == "ko":
             current.append(_Atom(_KO[value], start, end, kind))
         elif kind == "x":
@@ -133,7 +142,33 @@ def _atoms_to_runs(text: str) -> list[list[_Atom]]:
             word = value.lower()
             current.append(_Atom("", start, end, kind, word))
     close()
-    return [part for run in runs for part in _spoken_english(run)]
+    return [_drop_particle(text, part) for run in runs for part in _spoken_english(run)]
+
+
+def _ko_positional(word: str) -> str:
+    """천이백삼십사 → "1234", 이백 → "200", 십오 → "15" (width set by the highest place)."""
+    total, digit, width = 0, 1, 0
+    for ch in word:
+        if ch in _KO_PLACES:
+            place = _KO_PLACES[ch]
+            width = width or len(str(place))
+            total += digit * place
+            digit = 1
+        else:
+            digit = int(_KO[ch])
+    if word[-1] not in _KO_PLACES:
+        total += digit
+    return str(total).zfill(width)
+
+
+def _drop_particle(text: str, run: list[_Atom]) -> list[_Atom]:
+    """A last Korean word like 이요, 이에요, 오고 (a digit syllable opening an ordinary word,
+    after a space) is the sentence going on, not one more digit."""
+    last = run[-1]
+    if (len(run) > 1 and last.kind in ("ko", "kopos") and last.end < len(text) and _is_hangul(text[last.end])
+            and text[last.end] not in _KO and not _is_hangul(text[last.start - 1])):
+        return run[:-1]
+    return run
 
 
 def _spoken_english(run: list[_Atom]) -> list[list[_Atom]]:

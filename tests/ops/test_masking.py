@@ -1,0 +1,145 @@
+"""Masking personal data in transcripts: a table of tricky cases in English, Chinese and Korean."""
+
+from __future__ import annotations
+
+import pytest
+
+from ivr.ops.masking import CARD, EMAIL, ID, NUMBER, PHONE, bench, classify, mask, mask_number
+
+# (language, transcript as a recognizer or a caller writes it, expected masked text)
+CASES = [
+    # --- English: figures ------------------------------------------------------------
+    ("en", "call me back on 010-1234-5678 please", f"call me back on {PHONE} please"),
+    ("en", "my number is +82 10 1234 5678", f"my number is {PHONE}"),
+    ("en", "it's (415) 555-0132", f"it's ({PHONE}"),
+    ("en", "card 4111 1111 1111 1111 was declined", f"card {CARD} was declined"),
+    ("en", "card 4111111111111111 expired", f"card {CARD} expired"),
+    ("en", "social security 078-05-1120", f"social security {ID}"),
+    ("en", "write to jane.doe+bills@example.co.uk today", f"write to {EMAIL} today"),
+    # --- English: spoken digits --------------------------------------------------------
+    ("en", "my number is oh one oh one two three four five six seven eight",
+     f"my number is {PHONE}"),
+    ("en", "four one one one one one one one one one one one one one one one is my card",
+     f"{CARD} is my card"),
+    ("en", "call five five five double two three four", f"call {PHONE}"),
+    ("en", "it is four one five five five five twelve thirty four", f"it is {PHONE}"),
+    ("en", "one eight hundred five five five one two one two", f"{PHONE}"),
+    ("en", "my email is john dot smith at gmail dot com thanks", f"my email is {EMAIL} thanks"),
+    ("en", "reach me at kim underscore lee at naver dot com", f"reach me at {EMAIL}"),
+    ("en", "Four One One One, one one one one, one one one one, one one one one",
+     f"{CARD}"),
+    # --- English: must stay --------------------------------------------------------------
+    ("en", "I have two accounts and one of them was charged twice",
+     "I have two accounts and one of them was charged twice"),
+    ("en", "it has been 3 days since I ordered", "it has been 3 days since I ordered"),
+    ("en", "I am stuck on game level 5", "I am stuck on game level 5"),
+    ("en", "they took 50 dollars twice", "they took 50 dollars twice"),
+    ("en", "the bill was 1,250,000 won", "the bill was 1,250,000 won"),
+    ("en", "I paid on 2026-11-01 at 10:30", "I paid on 2026-11-01 at 10:30"),
+    ("en", "one two three four", "one two three four"),
+    ("en", "oh no I was double charged", "oh no I was double charged"),
+    ("en", "look at the dot on the screen", "look at the dot on the screen"),
+    ("en", "I ordered twenty five items in 2025", "I ordered twenty five items in 2025"),
+    # --- Chinese ---------------------------------------------------------------------------
+    ("zh", "我的电话是13812345678", f"我的电话是{PHONE}"),
+    ("zh", "我的电话是幺三八 一二三四 五六七八 帮我查一下", f"我的电话是{PHONE} 帮我查一下"),
+    ("zh", "手机 一 三 九 零 零 零 零 一 一 一 一", f"手机 {PHONE}"),
+    ("zh", "身份证号110105199003071234", f"身份证号{ID}"),
+    ("zh", "身份证号是 11010519900307123X 谢谢", f"身份证号是 {ID} 谢谢"),
+    ("zh", "身份证 一一零一零五一九九零零三零七一二三四", f"身份证 {ID}"),
+    ("zh", "卡号 六二二二 零二一二 三四五六 七八九零", f"卡号 {CARD}"),
+    ("zh", "邮箱是 wang艾特qq点com", f"邮箱是 {EMAIL}"),
+    ("zh", "我想退款 订单已经三天没有发货了", "我想退款 订单已经三天没有发货了"),
+    ("zh", "我有两个账户 一个被扣了两次钱", "我有两个账户 一个被扣了两次钱"),
+    ("zh", "我付了五百块 第一次", "我付了五百块 第一次"),
+    ("zh", "一二三四五", "一二三四五"),
+    # --- Korean ----------------------------------------------------------------------------
+    ("ko", "제 전화번호는 공일공 일이삼사 오육칠팔이에요", f"제 전화번호는 {PHONE}에요"),
+    ("ko", "번호는 공 일 공 일 이 삼 사 오 육 칠 팔 입니다", f"번호는 {PHONE} 입니다"),
+    ("ko", "공일공에 일이삼사에 오육칠팔로 전화 주세요", f"{PHONE}로 전화 주세요"),
+    ("ko", "010-1234-5678로 연락 주세요", f"{PHONE}로 연락 주세요"),
+    ("ko", "주민등록번호는 구공공일공일 일이삼사오육칠 입니다", f"주민등록번호는 {ID} 입니다"),
+    ("ko", "주민번호 900101-1234567", f"주민번호 {ID}"),
+    ("ko", "카드 번호 사일일일 일일일일 일일일일 일일일일 이요", f"카드 번호 {CARD} 이요"),
+    ("ko", "이메일은 hong 골뱅이 naver 닷컴 이에요", f"이메일은 {EMAIL} 이에요"),
+    ("ko", "이메일 honggildong@daum.net 으로 보내 주세요", f"이메일 {EMAIL} 으로 보내 주세요"),
+    ("ko", "영일공 일이삼사 오육칠팔", f"{PHONE}"),
+    ("ko", "결제를 했는데 두 번 빠져나갔어요", "결제를 했는데 두 번 빠져나갔어요"),
+    ("ko", "이 카드사 일이 삼일 걸린대요", "이 카드사 일이 삼일 걸린대요"),
+    ("ko", "게임 레벨 오에서 막혔어요", "게임 레벨 오에서 막혔어요"),
+    ("ko", "오만 원이 두 번 결제됐어요", "오만 원이 두 번 결제됐어요"),
+    ("ko", "이사 오고 나서 인터넷이 안 돼요", "이사 오고 나서 인터넷이 안 돼요"),
+    ("ko", "회사 사이트에 일이 있어서 이삼일 뒤에 다시 전화할게요",
+     "회사 사이트에 일이 있어서 이삼일 뒤에 다시 전화할게요"),
+    ("ko", "구월 이십일일에 주문했어요", "구월 이십일일에 주문했어요"),
+    ("ko", "150000원 결제됐어요", "150000원 결제됐어요"),
+    ("ko", "공일공에 천이백삼십사에 오천육백칠십팔로 주세요", f"{PHONE}로 주세요"),
+    ("ko", "천천히 말씀해 주세요", "천천히 말씀해 주세요"),
+    ("ko", "백화점에서 이천 원 냈어요", "백화점에서 이천 원 냈어요"),
+    ("ko", "이천이십육년 구월 삼일에 주문했어요", "이천이십육년 구월 삼일에 주문했어요"),
+    # --- mixed -----------------------------------------------------------------------------
+    ("ko", "번호는 zero one zero 일이삼사 5678", f"번호는 {PHONE}"),
+    ("en", "my phone is 010 일이삼사 five six seven eight", f"my phone is {PHONE}"),
+    ("zh", "电话 138 一二三四 5678", f"电话 {PHONE}"),
+]
+
+
+@pytest.mark.parametrize("language,text,expected", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_mask_table(language, text, expected):
+    assert mask(text, language) == expected
+
+
+def test_table_is_big_and_has_negatives_in_every_language():
+    assert len(CASES) >= 40
+    for lang in ("en", "zh", "ko"):
+        kept = [c for c in CASES if c[0] == lang and c[1] == c[2]]
+        masked = [c for c in CASES if c[0] == lang and c[1] != c[2]]
+        assert len(kept) >= 3 and len(masked) >= 5, lang
+
+
+@pytest.mark.parametrize("language,text,expected", CASES, ids=[f"again-{i}" for i in range(len(CASES))])
+def test_masking_is_idempotent(language, text, expected):
+    assert mask(mask(text, language), language) == mask(text, language)
+
+
+def test_no_digit_of_a_masked_number_survives():
+    text = "공일공 일이삼사 오육칠팔 or 010-9876-5432 or oh one oh nine eight seven six five four three two"
+    out = mask(text, "ko")
+    assert out.count(PHONE) == 3 and not any(ch.isdigit() for ch in out), out
+
+
+def test_empty_and_plain_text_pass_through():
+    assert mask("", "ko") == ""
+    assert mask("안녕하세요", "ko") == "안녕하세요"
+
+
+@pytest.mark.parametrize("digits,groups,token", [
+    ("9001011234567", None, ID),        # Korean RRN
+    ("11010519900307123X", None, ID),   # Chinese ID with X
+    ("078051120", [3, 2, 4], ID),       # SSN layout
+    ("4111111111111111", None, CARD),   # Luhn
+    ("01012345678", None, PHONE),
+    ("0212345678", None, PHONE),
+    ("123456", None, NUMBER),           # an OTP-like code: masked, but not called a phone
+])
+def test_classify(digits, groups, token):
+    assert classify(digits, groups) == token
+
+
+@pytest.mark.parametrize("number,expected", [
+    ("+821012345678", "+82******5678"),
+    ("+14155550132", "+1******0132"),
+    ("+8613812345678", "+86*******5678"),
+    ("+35312345", "+353***45"),
+    ("01012345678", "*******5678"),
+    ("anonymous", "anonymous"),
+    ("", ""),
+])
+def test_mask_number(number, expected):
+    assert mask_number(number) == expected
+
+
+def test_bench_reports_percentiles():
+    figures = bench(rounds=20)
+    assert figures["transcripts"] == 20 * 8
+    assert 0 < figures["p50_us"] <= figures["p99_us"] <= figures["max_us"]
