@@ -165,7 +165,7 @@ def _drop_particle(text: str, run: list[_Atom]) -> list[_Atom]:
     """A last Korean word like 이요, 이에요, 오고 (a digit syllable opening an ordinary word,
     after a space) is the sentence going on, not one more digit."""
     last = run[-1]
-    if (len(run) > 1 and last.kind in ("ko", "kopos") and last.end < len(text) and _is_hangul(text[last.end])
+    if (len(run) > 1 and last.kind == "ko" and last.end < len(text) and _is_hangul(text[last.end])
             and text[last.end] not in _KO and not _is_hangul(text[last.start - 1])):
         return run[:-1]
     return run
