@@ -56,15 +56,19 @@ def sanitize(record: dict) -> dict:
     return record
 
 
-def write_record(redis, keys, record: dict, retention_days: int | float) -> str:
-    """Append one finished call's record; entries older than ``retention_days`` are trimmed.
+def write_record(redis, keys, record: dict, retention_days: int | float, *, at: float | None = None) -> str:
+    """Append one finished call's record; entries older than ``retention_days`` go.
 
-    Returns the stream ID (``<ms>-<seq>``)."""
+    The trim is approximate (whole stream nodes, so a few entries past the retention
+    may stay until a later write; ``ivr calls purge`` trims exactly). ``at`` (Unix
+    seconds) dates the entry instead of now: imports and tests; it must be later than
+    every entry already stored. Returns the stream ID (``<ms>-<seq>``)."""
     record = sanitize(record)
     body = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
     now_ms = int(time.time() * 1000)
     min_id = f"{now_ms - int(retention_days * 86400 * 1000)}-0"
-    entry_id = redis.xadd(keys.records(), {"json": body}, minid=min_id, approximate=True)
+    entry = "*" if at is None else f"{int(at * 1000)}-{_next_seq(redis, keys, int(at * 1000))}"
+    entry_id = redis.xadd(keys.records(), {"json": body}, id=entry, minid=min_id, approximate=True)
     entry_id = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
     sid = record.get("sid")
     if sid:
@@ -73,6 +77,15 @@ def write_record(redis, keys, record: dict, retention_days: int | float) -> str:
     if audio:
         maybe_purge(Path(audio).parent, retention_days)
     return entry_id
+
+
+def _next_seq(redis, keys, ms: int) -> int:
+    last = redis.xrevrange(keys.records(), count=1)
+    if last:
+        last_ms, _, last_seq = _text(last[0][0]).partition("-")
+        if int(last_ms) == ms:
+            return int(last_seq) + 1
+    return 0
 
 
 def trim_records(redis, keys, retention_days: int | float, now: float | None = None) -> int:
