@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from ivr import logs
 from ivr.config import Config
@@ -20,6 +21,10 @@ def serve(config: Config, host: str | None = None, port: int | None = None,
     if not config.redis.url:
         embedded = EmbeddedRedis(config.path(config.redis.embedded_dir)).start()
         share_with_children(embedded.url)
+    from ivr.ops import multiproc
+
+    # Counters and histograms of every worker add up at /metrics (before any worker forks).
+    multiproc.prepare(os.environ.get(multiproc.ENV) or config.path(multiproc.DEFAULT_DIR))
     bind = f"{host or config.server.host}:{port or config.server.port}"
     options = {
         "bind": bind,
@@ -32,6 +37,7 @@ def serve(config: Config, host: str | None = None, port: int | None = None,
         "keepalive": 75,
         "accesslog": None,
         "preload_app": False,
+        "child_exit": lambda server, worker: multiproc.worker_exited(worker.pid),
     }
     config_path = f"{config.base_dir}/config.yaml"
 
