@@ -28,6 +28,20 @@ def scrub(text: str) -> str:
     return text
 
 
+# Extras that could carry what a caller said or their number are masked whatever a
+# log call passes (the call flow masks before logging; this is the safety net).
+_SPOKEN = frozenset({"transcript", "partial", "text", "utterance"})
+_NUMBERS = frozenset({"caller", "from", "from_number", "caller_number"})
+
+
+def private(key: str, value):
+    if isinstance(value, str) and value and (key in _SPOKEN or key in _NUMBERS):
+        from ivr.ops.masking import mask, mask_number
+
+        return mask(value) if key in _SPOKEN else mask_number(value)
+    return value
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -38,7 +52,7 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
+                entry[key] = private(key, value)
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         return scrub(json.dumps(entry, ensure_ascii=False, default=str))
@@ -46,7 +60,7 @@ class JsonFormatter(logging.Formatter):
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        extras = {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
+        extras = {k: private(k, v) for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
         line = f"{time.strftime('%H:%M:%S', time.localtime(record.created))} {record.levelname:<7} {record.name}: {record.getMessage()}"
         if extras:
             line += " " + " ".join(f"{k}={v}" for k, v in extras.items())

@@ -177,3 +177,47 @@ def test_flatten(value):
     flat = records.flatten({"a": {"b": {"c": 1}}, "l": [1, 2], "n": None, "v": value})
     assert flat["a.b.c"] == 1 and flat["l"] == "[1, 2]" and flat["n"] == ""
     assert flat["v"] == ("" if value is None else value) and set(flat) == {"a.b.c", "l", "n", "v"}
+
+
+def test_a_real_call_leaves_one_masked_record_and_logs_without_the_number(live_hotline, caplog):
+    """A call through the real app (stand-in Twilio, Vosk, classifier, router): one record
+    in the stream with the caller masked, and JSON log lines that carry the call SID and
+    never the caller's number."""
+    import logging
+
+    from ivr.logs import JsonFormatter
+
+    caplog.set_level(logging.INFO)
+    h = live_hotline()
+    h.available(*[a.id for a in h.router.rules.roster.agents])
+    wav = h.fixtures / "ko_payment.wav"
+    trace = h.standin().place_call([wav, wav], from_="+821055557777", to="+8215880000", agent_behaviour="yes:2")
+    assert trace.ok, trace.render()
+    deadline = time.monotonic() + 10
+    while (found := records.find_record(h.redis, h.keys, trace.call_sid)) is None:
+        assert time.monotonic() < deadline, "no record written"
+        time.sleep(0.1)
+    assert [r["sid"] for r in records.read_records(h.redis, h.keys)] == [trace.call_sid]
+    assert found["caller"] == "+82******7777" and found["outcome"] == "answered"
+    for field in ("started_at", "ended_at", "hotline", "transcript", "category", "confidence", "runner_up",
+                  "reprompts", "queue", "wait_s", "agent", "dial_outcomes"):
+        assert field in found, field
+    stored = json.dumps([f for _, f in h.redis.xrange(h.keys.records())], default=str)
+    assert "55557777" not in stored
+    lines = [JsonFormatter().format(r) for r in caplog.records if r.name.startswith("ivr.")]
+    assert lines and not [line for line in lines if "55557777" in line]
+    call_lines = [json.loads(line) for line in lines if trace.call_sid in line]
+    assert any(e["event"] == "call record written" for e in call_lines)
+    assert all(e.get("call_sid") == trace.call_sid for e in call_lines), call_lines
+
+
+def test_logs_mask_what_a_careless_log_call_passes():
+    import logging
+
+    from ivr.logs import JsonFormatter, TextFormatter
+
+    entry = logging.makeLogRecord({"msg": "heard", "levelname": "INFO", "call_sid": "CA1",
+                                   "transcript": "공일공 일이삼사 오육칠팔", "caller": "+821012345678"})
+    as_json = json.loads(JsonFormatter().format(entry))
+    assert as_json["transcript"] == "[PHONE]" and as_json["caller"] == "+82******5678" and as_json["call_sid"] == "CA1"
+    assert "12345678" not in TextFormatter().format(entry)
