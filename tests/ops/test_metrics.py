@@ -213,3 +213,30 @@ def test_ivr_serve_with_two_workers_reports_one_truth(config_file, redis, redis_
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+@pytest.mark.slow
+def test_a_real_call_moves_the_metrics(live_hotline):
+    """Scrape the served app before and after a call played by the Twilio stand-in."""
+    h = live_hotline()
+    h.available("minji", "jihoon")
+    before = scrape(requests.get(h.base_url + "/metrics", timeout=10).text)
+    assert value(before, "ivr_agents", state="available") == 2
+    wav = h.fixtures / "ko_payment.wav"
+    trace = h.standin().place_call([wav, wav], to=KO, agent_behaviour="yes:2")
+    assert trace.ok, trace.render()
+    after = scrape(requests.get(h.base_url + "/metrics", timeout=10).text)
+
+    def delta(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    outcomes = {dict(k[1])["outcome"]: v - value(before, k[0], **dict(k[1]))
+                for k, v in after.items() if k[0] == "ivr_calls_total"}
+    assert sum(outcomes.values()) == 1, outcomes
+    assert delta("ivr_recognition_seconds_count") >= 1
+    assert delta("ivr_classifier_confidence_count") >= 1
+    assert trace.outcome.startswith("talked to"), trace.render()
+    assert delta("ivr_routing_seconds_count") >= 1
+    assert value(after, "ivr_agents", state="available") == 1  # the agent who took it is wrapping up
+    assert value(after, "ivr_agents", state="wrap_up") == 1
+    assert value(after, "ivr_calls_in_progress") == 0
