@@ -11,12 +11,10 @@ import json
 import logging
 import time
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import redis as redis_lib
 
 from ivr.ops import snapshot
-from ivr.routing import hours
 
 log = logging.getLogger(__name__)
 
@@ -24,15 +22,14 @@ RULES_META = ("version", "loaded_at", "loaded_by", "rules_file", "agents_file", 
 BATCH = 500
 
 
-def day_of(router, now: float) -> str:
-    """Today in the rules' time zone (the router's counters use the same day)."""
-    tz = router.rules.rules.timezone if router is not None else None
-    return hours.day_of(now, tz) if tz else datetime.fromtimestamp(now).date().isoformat()
+def day_of(now: float) -> str:
+    """Today as the day counters count it (:func:`ivr.ops.records.bump_daily`: the server's date)."""
+    return datetime.fromtimestamp(now).date().isoformat()
 
 
-def midnight_ms(day: str, tz: str | None) -> int:
-    start = datetime.fromisoformat(day).replace(tzinfo=ZoneInfo(tz)) if tz else datetime.fromisoformat(day)
-    return int(start.timestamp() * 1000)
+def midnight_ms(day: str) -> int:
+    """The records stream ID (milliseconds) where ``day`` starts, server time."""
+    return int(datetime.fromisoformat(day).timestamp() * 1000)
 
 
 def record_of(fields: dict) -> dict:
@@ -59,8 +56,7 @@ class DayTally:
 
     def refresh(self, redis, keys, rules, day: str) -> dict:
         if day != self.day:
-            tz = rules.rules.timezone if rules is not None else None
-            self.day, self.last_id = day, f"{midnight_ms(day, tz)}-0"
+            self.day, self.last_id = day, f"{midnight_ms(day)}-0"
             self.answered = self.within = 0
             self.wait_s = 0.0
             first = True
@@ -120,7 +116,7 @@ def collect(services, tally: DayTally, clock=time.time) -> snapshot.Inputs:
     """Read one snapshot's inputs. A part that fails is named in ``problems``, not raised."""
     redis, keys, router = services.redis, services.keys, services.router
     now = clock()
-    day = day_of(router, now)
+    day = day_of(now)
     inp = snapshot.Inputs(now=now, day=day, problems=dict(services.problems))
     rules = router.rules if router is not None else None
     inp.rules = rules

@@ -46,9 +46,7 @@ def agent_row(a: dict) -> dict:
     return {"id": a["id"], "name": a.get("name") or a["id"], "state": a.get("state") or "offline",
             "since": a.get("since") or None, "until": a.get("until") or None, "reason": a.get("reason") or "",
             "misses": int(a.get("misses") or 0), "call": a.get("call") or None,
-            "present": bool(a.get("present", True)), "calls_today": int(a.get("calls_today") or 0),
-            "talk_today_s": round(_num(a.get("talk_today_s")), 1),
-            "skills": sorted(a.get("skills") or {})}
+            "calls_today": int(a.get("calls_today") or 0), "talk_today_s": round(_num(a.get("talk_today_s")), 1)}
 
 
 def agent_counts(agents: list[dict]) -> dict[str, int]:

@@ -183,7 +183,7 @@ def test_without_a_configured_token_the_page_is_closed(config_file, redis_server
 # --- what the page shows --------------------------------------------------------------------
 
 def test_snapshot_reports_agents_queues_calls_figures_and_rules(ops):
-    from ivr.ops.gather import day_of
+    from ivr.ops.records import bump_daily, write_record
     from ivr.routing.router import CallInfo
 
     ops.router.set_status("ana", "available")
@@ -196,15 +196,12 @@ def test_snapshot_reports_agents_queues_calls_figures_and_rules(ops):
     assert first.kind == "agent"
     queued = ops.router.route(CallInfo("CAwait", "payment", "+821033334444", "ko", "ko"))
     assert queued.kind == "queued"
-    day = day_of(ops.router, time.time())
-    ops.redis.hset(ops.keys.daily_stats(day), mapping={"calls": 10, "answered": 6, "abandoned": 2, "fallback": 1,
-                                                       "reprompts": 3, "routed_first_utterance": 7})
-    ops.redis.xadd(ops.keys.records(), {"record": json.dumps({"outcome": "answered", "queue": "billing",
-                                                              "category": "payment", "wait_s": 5})})
-    ops.redis.xadd(ops.keys.records(), {"record": json.dumps({"outcome": "answered", "queue": "billing",
-                                                              "category": "payment", "wait_s": 600})})
-    ops.redis.xadd(ops.keys.records(), {"record": json.dumps({"outcome": "abandoned", "queue": "billing",
-                                                              "category": "payment", "wait_s": 9})})
+    for field, count in {"calls": 10, "answered": 6, "abandoned": 2, "fallback": 1, "reprompts": 3,
+                         "routed_first_utterance": 7}.items():
+        bump_daily(ops.redis, ops.keys, field, count)
+    for outcome, wait in (("answered", 5), ("answered", 600), ("abandoned", 9)):
+        write_record(ops.redis, ops.keys, {"sid": f"CA{wait}", "outcome": outcome, "queue": "billing",
+                                           "category": "payment", "wait_s": wait, "caller": "+821055556666"}, 30)
 
     snap = logged_in(ops).get(ops.base + "/ops/snapshot.json", timeout=10).json()
 

@@ -51,7 +51,7 @@
       ["Abandoned", t.abandoned, pct(t.abandoned_share) + " of calls", t.abandoned > 0 && t.abandoned_share > 0.1],
       ["Average handling", t.average_handle_s === null ? "–" : dur(t.average_handle_s),
         t.average_wait_s === null ? "talk time per call" : "average wait " + dur(t.average_wait_s)],
-      ["Routed on first utterance", pct(t.routed_first_utterance_share), t.routed_first_utterance + " calls"],
+      ["Routed first try", pct(t.routed_first_utterance_share), t.routed_first_utterance + " calls"],
       ["Re-prompt rate", pct(t.reprompt_rate), t.reprompts + " re-prompts"],
       ["Fallback rate", pct(t.fallback_rate), t.fallback + " to the fallback line", t.fallback_rate > 0.1],
       ["Waiting now", s.waiting, longestWait(s), s.waiting > 0],
@@ -88,7 +88,6 @@
       const name = el("td");
       name.append(el("span", "queue-name", q.name));
       if (!q.open) name.append(el("span", "tag closed", "closed"));
-      name.append(el("span", "tag", q.strategy.replace(/_/g, " ")));
       const waiting = el("td", "num waiting" + (q.waiting ? " strong" : ""), q.waiting);
       if (q.callbacks) waiting.append(el("span", "conf", "(" + q.callbacks + " callback)"));
       tr.append(name, waiting,
@@ -122,7 +121,7 @@
     const [time, line, step, said, cat, where] = tr.children;
     time.dataset.since = c.started_at || "";
     setText(time, c.started_at ? dur(now() - c.started_at) : "–");
-    setText(line, [c.hotline, c.language].filter(Boolean).join(" · ") || "–");
+    setText(line, c.hotline && c.language && c.language !== c.hotline ? c.hotline + " · " + c.language : c.hotline || c.language || "–");
     const badge = step.firstChild;
     badge.dataset.state = c.state || "";
     setText(badge, STEP_LABEL[c.state] || c.state || "–");
@@ -183,30 +182,33 @@
     const node = el("article", "agent");
     node.dataset.id = a.id;
     const top = el("div", "agent-top");
-    top.append(el("span", "agent-name"), el("span", "agent-id"));
+    top.append(el("span", "agent-name"), el("span", "tnum agent-time"));
     const state = el("div", "agent-state");
-    state.append(el("span", "agent-state-label"), el("span", "tnum agent-time"));
-    node.append(top, state, el("div", "agent-reason"), el("div", "agent-meta"));
+    state.append(el("span", "agent-state-label"), el("span", "agent-why"));
+    node.append(top, state, el("div", "agent-meta"));
     return node;
+  }
+  function why(a) {
+    const reason = (a.reason || "").split(";")[0];
+    if (a.state === "paused") return [reason || "paused", a.until ? "back in " + dur(a.until - now()) : ""].filter(Boolean).join(" · ");
+    if (a.state === "wrap_up") return a.until ? "free in " + dur(a.until - now()) : "";
+    if (a.state === "on_call" || a.state === "reserved") return a.call ? "call …" + String(a.call).slice(-6) : "";
+    return reason;
   }
   function fillAgent(node, a) {
     node.dataset.state = a.state;
     node.classList.toggle("offline", a.state === "offline");
-    const [top, state, reason, meta] = node.children;
+    node.title = a.name + " (" + a.id + ")" + (a.reason ? ": " + a.reason : "");
+    const [top, state, meta] = node.children;
     setText(top.children[0], a.name);
-    top.children[0].title = a.name;
-    setText(top.children[1], a.id);
+    top.children[1].dataset.since = a.since || "";
+    setText(top.children[1], a.since ? dur(now() - a.since) : "");
     setText(state.children[0], STATE_LABEL[a.state] || a.state);
-    state.children[1].dataset.since = a.since || "";
-    setText(state.children[1], a.since ? dur(now() - a.since) : "");
-    let why = a.reason || "";
-    if (a.state === "paused" && a.until) why = (why ? why + " · " : "") + "back in " + dur(a.until - now());
-    if (a.state === "wrap_up" && a.until) why = "free in " + dur(a.until - now());
-    if (a.state === "on_call" || a.state === "reserved") why = a.call ? "call " + String(a.call).slice(-6) : "";
-    reason.hidden = !why;
-    reason.style.color = a.state === "on_call" || a.state === "reserved" || a.state === "wrap_up" ? "var(--muted)" : "";
-    setText(reason, why);
-    setText(meta, a.calls_today + " calls · talk " + dur(a.talk_today_s) + (a.misses ? " · " + a.misses + " missed" : ""));
+    const text = why(a);
+    setText(state.children[1], text ? " · " + text : "");
+    state.children[1].className = "agent-why" + (a.state === "paused" || (a.state === "offline" && a.reason) ? " warn" : "");
+    setText(meta, a.calls_today + (a.calls_today === 1 ? " call" : " calls") + " · talk " + dur(a.talk_today_s) +
+      (a.misses ? " · " + a.misses + " missed" : ""));
     node.hidden = !visible(a);
   }
   function visible(a) {
