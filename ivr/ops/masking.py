@@ -52,7 +52,9 @@ _EN_WORDS = "|".join(sorted([*_EN_UNITS, *_EN_TEENS, *_EN_TENS, *_EN_REPEAT, "hu
 # One atom per match; text between matches is "other" and ends a run.
 _ATOM = re.compile(
     r"(?P<amount>(?<![0-9])[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?(?![0-9]))"
-    r"|(?P<date>(?<![0-9])(?:19|20)[0-9]{2}[-./](?:0?[1-9]|1[0-2])[-./](?:0?[1-9]|[12][0-9]|3[01])(?![0-9]))"
+    r"|(?P<date>(?<![0-9])(?:(?:19|20)[0-9]{2}[-./](?:0?[1-9]|1[0-2])[-./](?:0?[1-9]|[12][0-9]|3[01])"
+    r"|(?:0?[1-9]|[12][0-9]|3[01])[-./](?:0?[1-9]|[12][0-9]|3[01])[-./](?:19|20)[0-9]{2})(?![0-9]))"
+    r"|(?P<decimal>(?<![0-9.])[0-9]+\.[0-9]{1,2}(?![0-9]|\.[0-9]))"
     r"|(?P<clock>(?<![0-9])[0-2]?[0-9]:[0-5][0-9](?::[0-5][0-9])?(?![0-9]))"
     r"|(?P<num>[0-9０-９]+)"
     r"|(?P<en>\b(?:" + _EN_WORDS + r")\b)"
@@ -74,10 +76,16 @@ _DOT = r"(?:\s+dot\s+|\s*(?:닷|쩜|点|點)\s*|\s+점\s+)"
 _UNDERSCORE = r"(?:\s+(?:underscore|dash|hyphen)\s+|\s*(?:언더바|언더스코어|下划线)\s*)"
 _TLD = r"(?:com|net|org|edu|gov|io|co|kr|cn|jp|uk|de|info|biz|컴|넷|케이알|씨엔)"
 _SPOKEN_EMAIL = re.compile(
-    rf"(?:{_W}(?:{_DOT}|{_UNDERSCORE}))*{_W}{_AT}{_W}(?:{_DOT}{_W})*?{_DOT}{_TLD}(?![A-Za-z0-9])"
-    rf"|{_W}{_AT}{_W}\s*(?:닷컴|닷넷)",
+    rf"(?<!\w)(?:[A-Za-z0-9]\s+)*(?:{_W}(?:{_DOT}|{_UNDERSCORE}))*{_W}{_AT}{_W}(?:{_DOT}{_W})*?{_DOT}{_TLD}(?![A-Za-z0-9])"
+    rf"|(?<!\w){_W}{_AT}{_W}\s*(?:닷컴|닷넷)",
     re.IGNORECASE,
 )
+
+# Words before a short number that make it a secret (PIN, CVV, one-time code, password).
+_SECRET_BEFORE = re.compile(
+    r"(?:\b(?:cvv|cvc|cv2|pin|password|passcode|security code|verification code|otp)\b"
+    r"|비밀번호|비번|보안\s*코드|인증\s*번호|cvc|密码|验证码|安全码|校验码)[^\n]{0,12}$", re.IGNORECASE)
+_CURRENCY = "$₩¥€£"
 
 # Words after a number that make it an amount or a quantity, not an identifier.
 _UNIT_AFTER = re.compile(r"\s*(?:dollars?|won|yuan|euros?|percent|%|원|달러|위안|元|块|美元|퍼센트)", re.IGNORECASE)
@@ -117,7 +125,7 @@ def _atoms_to_runs(text: str) -> list[list[_Atom]]:
         value = m.group()
         if kind == "sep":
             continue
-        if kind in ("amount", "date", "clock"):
+        if kind in ("amount", "date", "clock", "decimal"):
             close()
             continue
         if start > 0 and _is_hangul(text[start - 1]) and (
@@ -247,20 +255,21 @@ def _groups(text: str, run: list[_Atom]) -> list[int]:
     return [len(a.digits) for a in run] if all(a.kind == "num" for a in run) else []
 
 
-def classify(digits: str, groups: list[int] | None = None) -> str:
-    """The token for a run of digits (``X`` may end a Chinese ID)."""
+def classify(digits: str, groups: list[int] | None = None, *, plus: bool = False) -> str:
+    """The token for a run of digits (``X`` may end a Chinese ID); ``plus``: written after a "+"."""
     groups = groups or []
     n = len(digits)
-    plain = digits.replace("X", "")
+    if plus and 8 <= n <= 15:
+        return PHONE
     if _cn_id(digits) or _rrn(digits) or groups in ([6, 7], [3, 2, 4]):
         return ID
-    if 13 <= n <= 19 and plain == digits and (_luhn(digits) or n in (15, 16)):
+    if "X" in digits:
+        return NUMBER
+    if 13 <= n <= 19 and (_luhn(digits) or n in (15, 16)):
         return CARD
-    if groups and len(groups) >= 3 and groups[0] == 4 and all(g == 4 for g in groups[:3]):
+    if len(groups) >= 3 and groups[0] == 4 and all(g == 4 for g in groups[:3]):
         return CARD
-    if 7 <= n <= 15 and (digits[0] in "0+" or n in (7, 8, 10, 11, 12) or len(groups) >= 2):
-        return PHONE
-    if n == 9 and digits[0] == "0":
+    if 7 <= n <= 12 and (digits[0] == "0" or n in (7, 8, 10, 11) or len(groups) >= 2):
         return PHONE
     return NUMBER
 
@@ -288,18 +297,22 @@ def mask(text: str, language: str = "") -> str:
     pos = 0
     for run in runs:
         digits = _digits(run)
-        if len(digits.replace("X", "")) < MIN_DIGITS:
-            continue
+        count = len(digits) - digits.count("X")
         start, end = run[0].start, run[-1].end
-        if len(run) == 1 and run[0].kind == "num" and len(digits) <= 9 and _UNIT_AFTER.match(text, end):
-            continue  # "1500000 won": an amount
-        # a leading "+" belongs to the number
-        if start > 0 and text[start - 1] == "+":
-            start -= 1
-            digits = "+" + digits
+        if count < MIN_DIGITS:
+            if count < 3 or not _SECRET_BEFORE.search(text, max(0, start - 24), start):
+                continue
+            token = NUMBER  # a PIN, CVV or one-time code: short but secret
+        else:
+            if (len(run) == 1 and run[0].kind == "num" and count <= 9
+                    and (_UNIT_AFTER.match(text, end) or (start > 0 and text[start - 1] in _CURRENCY))):
+                continue  # "1500000 won", "$25000": an amount
+            plus = start > 0 and text[start - 1] == "+"
+            token = classify(digits, _groups(text, run), plus=plus)
+        while start > 0 and text[start - 1] in "+(" and start > pos:
+            start -= 1  # "+82 ...", "(415) ...": the sign and bracket go with the number
         pieces.append(text[pos:start])
-        pieces.append(classify(digits.lstrip("+") if not digits.startswith("+") else "0" + digits[1:],
-                               _groups(text, run)))
+        pieces.append(token)
         pos = end
     pieces.append(text[pos:])
     return "".join(pieces)
