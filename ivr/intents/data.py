@@ -9,6 +9,7 @@ is refused with ``file:line: reason`` so ops can fix it.
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,9 @@ from ivr import yamlfile
 OUT_OF_SCOPE = "out_of_scope"
 TAXONOMY_FILE = "categories.yaml"
 LANGUAGES = ("en", "zh", "ko")
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# Spaces between Chinese characters are the recognizer's segmentation, not the caller's words.
+_HAN_GAP = re.compile(f"(?<=[{_HAN}]) +(?=[{_HAN}])")
 # Said in a re-prompt when the likeliest "topic" is that nothing fits.
 _OUT_OF_SCOPE_SPOKEN = {"en": "something else", "zh": "其他", "ko": "다른"}
 
@@ -105,8 +109,9 @@ def base_language(language: str) -> str:
 
 
 def clean_text(text: str) -> str:
-    """The form utterances are compared in (duplicates): NFKC, lower case, single spaces."""
-    return " ".join(unicodedata.normalize("NFKC", text).lower().split())
+    """The form utterances are compared in (duplicates): NFKC, lower case, single spaces, and
+    no spaces between Chinese characters ("人工 服务" and "人工服务" are the same utterance)."""
+    return _HAN_GAP.sub("", " ".join(unicodedata.normalize("NFKC", text).lower().split()))
 
 
 def load_taxonomy(data_dir: str | Path) -> Taxonomy:

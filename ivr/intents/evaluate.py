@@ -3,6 +3,11 @@
 Used by ``ivr intents eval``. Metrics per language: accuracy, macro-F1, per-category
 precision/recall/F1, a reliability table (does confidence 0.8 mean right 8 in 10?) and
 the Brier score; a confusion-matrix PNG is written with matplotlib's Agg backend.
+
+Cross-validation is group-aware: utterances that are near-duplicates of each other
+("my card keeps getting declined" / "card keeps getting declined") are linked into one
+group and always land in the same fold, so a model is never scored on a sentence it has
+practically seen. Without that, adding variations of a template would inflate the score.
 """
 
 from __future__ import annotations
@@ -11,11 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold
 
 from ivr.intents.data import Example
-from ivr.intents.model import IntentModel
+from ivr.intents.model import IntentModel, normalize
+
+# Cosine similarity of character 2-4-gram TF-IDF at or above which two utterances count as
+# near-duplicates (a filler, an article or a particle apart).
+NEAR_DUPLICATE = 0.8
 
 
 @dataclass
@@ -27,6 +37,7 @@ class Report:
     confidence: list[float]
     brier: float = 0.0
     per_category: dict[str, dict[str, float]] = field(default_factory=dict)
+    groups: int = 0  # cross-validation groups (near-duplicates kept together); 0 = not grouped
 
     @property
     def accuracy(self) -> float:
@@ -65,8 +76,29 @@ def score(language: str, y_true: list[str], y_pred: list[str], proba: np.ndarray
     return Report(language, labels, list(y_true), list(y_pred), conf, brier, per)
 
 
-def cross_validate(examples: list[Example], folds: int = 5, seed: int = 0, model_params: dict | None = None) -> list[Report]:
-    """Stratified k-fold per language; every utterance is scored by a model that never saw it."""
+def near_duplicate_groups(texts: list[str], threshold: float = NEAR_DUPLICATE) -> np.ndarray:
+    """A group id per text; texts linked by a chain of near-duplicate pairs share one."""
+    forms = [normalize(t) for t in texts]
+    matrix = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4)).fit_transform(forms)
+    pairs = (matrix @ matrix.T).tocoo()
+    parent = list(range(len(texts)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j, sim in zip(pairs.row, pairs.col, pairs.data):
+        if i < j and sim >= threshold:
+            parent[root(int(i))] = root(int(j))
+    return np.array([root(i) for i in range(len(texts))])
+
+
+def cross_validate(examples: list[Example], folds: int = 5, seed: int = 0, model_params: dict | None = None,
+                   near_duplicate: float = NEAR_DUPLICATE) -> list[Report]:
+    """Stratified, group-aware k-fold per language: every utterance is scored by a model that
+    saw neither it nor any near-duplicate of it (``near_duplicate`` > 1 disables grouping)."""
     reports = []
     for lang in sorted({ex.language for ex in examples}):
         items = [ex for ex in examples if ex.language == lang]
@@ -77,13 +109,16 @@ def cross_validate(examples: list[Example], folds: int = 5, seed: int = 0, model
         k = min(folds, int(counts.min()))
         if k < 2:
             raise ValueError(f"{lang}: every category needs at least 2 utterances for cross-validation")
+        groups = near_duplicate_groups(texts, near_duplicate) if near_duplicate <= 1 else np.arange(len(texts))
         proba = np.zeros((len(y), len(classes)))
-        for train, test in StratifiedKFold(k, shuffle=True, random_state=seed).split(texts, y):
+        for train, test in StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(texts, y, groups):
             model = IntentModel(**(model_params or {})).fit([texts[i] for i in train], y[train])
             cols = [classes.index(c) for c in model.classes_]
             proba[np.ix_(test, cols)] = model.predict_proba([texts[i] for i in test])
         pred = [classes[i] for i in proba.argmax(axis=1)]
-        reports.append(score(lang, list(y), pred, proba, classes))
+        report = score(lang, list(y), pred, proba, classes)
+        report.groups = len(set(groups.tolist()))
+        reports.append(report)
     return reports
 
 
@@ -105,7 +140,8 @@ def test_file(classifier, examples: list[Example]) -> list[Report]:
 def render(reports: list[Report]) -> str:
     lines = []
     for rep in reports:
-        lines.append(f"== {rep.language}: {len(rep.y_true)} utterances  accuracy {rep.accuracy:.3f}  "
+        grouped = f" in {rep.groups} near-duplicate groups" if rep.groups and rep.groups < len(rep.y_true) else ""
+        lines.append(f"== {rep.language}: {len(rep.y_true)} utterances{grouped}  accuracy {rep.accuracy:.3f}  "
                      f"macro-F1 {rep.macro_f1:.3f}  Brier {rep.brier:.3f}")
         lines.append(f"   {'category':<18} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>5}")
         for label, m in rep.per_category.items():

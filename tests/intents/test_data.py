@@ -99,3 +99,9 @@ def test_spoken_names_come_from_the_taxonomy():
     assert taxonomy.spoken_name("account_security", "zh") == "账号安全"
     with pytest.raises(KeyError):
         taxonomy.spoken_name("weather", "en")
+
+
+def test_chinese_with_and_without_recognizer_spaces_is_one_utterance():
+    found = problems("human\t人工 服务\npayment\t退款\nhuman\t人工服务\n")
+    assert found == ["x.tsv:3: duplicate of line 1 ('人工服务'); remove one of them"]
+    assert data.clean_text("转 人工 please  Agent") == "转人工 please agent"
