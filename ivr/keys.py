@@ -96,3 +96,27 @@ class Keys:
     def route_sticky(self, caller_hash: str) -> str:
         """String with TTL: the agent a caller (hashed number) last talked to."""
         return f"{self.prefix}:{{route}}:sticky:{caller_hash}"
+
+    # Indexes kept by the same Lua steps that change agent state (so a decision need not
+    # read every agent): members of the free sets are "<roster position, 6 digits>:<id>".
+    def route_free(self, order: str) -> str:
+        """Sorted set: free agents by ``ended`` (last call ended), ``avail`` (last available or
+        ended), ``rr`` (last offered) or ``order`` (roster position): best candidate first."""
+        return f"{self.prefix}:{{route}}:free:{order}"
+
+    def route_timers(self) -> str:
+        """Sorted set: agent id -> when their reservation, wrap-up or missed-call pause runs out."""
+        return f"{self.prefix}:{{route}}:timers"
+
+    def route_presence(self) -> str:
+        """Sorted set: agent id -> last heartbeat, for agents whose presence matters (not on a call/offline)."""
+        return f"{self.prefix}:{{route}}:presence"
+
+    def route_roster(self) -> str:
+        """Hash: agent id -> roster position, for the agents of the roster in force."""
+        return f"{self.prefix}:{{route}}:roster"
+
+    def route_eligible(self, version: str, category: str, stage: int) -> str:
+        """Set (with a day's TTL): ids of agents who may take a call of ``category`` at relaxation
+        ``stage`` under rules ``version`` (plus the member "~" so an empty set still exists)."""
+        return f"{self.prefix}:{{route}}:elig:{version}:{category}:{stage}"

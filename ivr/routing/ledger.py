@@ -75,20 +75,40 @@ class Ledger:
         from redis.cluster import RedisCluster
 
         self.cluster = isinstance(redis, RedisCluster)
+        k = keys
+        self._core = (k.route_calls(), k.route_waiting(), k.route_held(), k.route_callbacks(), k.route_stats(),
+                      k.route_handled(), k.route_ended(), k.route_free("ended"), k.route_free("avail"),
+                      k.route_free("rr"), k.route_free("order"), k.route_timers(), k.route_presence(),
+                      k.route_roster())
 
     def core(self) -> list[str]:
-        k = self.keys
-        return [k.route_calls(), k.route_waiting(), k.route_held(), k.route_callbacks(), k.route_stats(),
-                k.route_handled(), k.route_ended()]
+        """KEYS[1..14] of every script (see :mod:`ivr.routing.scripts`)."""
+        return list(self._core)
 
     def load_scripts(self) -> None:
         for body in scripts.ALL.values():
             self.redis.script_load(body)
 
+    def one(self, name: str, keys: list[str], args: list):
+        """Run one Lua step (one round trip, no pipeline object)."""
+        try:
+            result = self.redis.evalsha(self._sha[name], len(keys), *keys, *args)
+        except NoScriptError:
+            self.load_scripts()
+            result = self.redis.evalsha(self._sha[name], len(keys), *keys, *args)
+        except ResponseError as exc:
+            if "NOSCRIPT" not in str(exc):
+                raise
+            self.load_scripts()
+            result = self.redis.evalsha(self._sha[name], len(keys), *keys, *args)
+        return _decode(result)
+
     def run(self, steps: list[tuple[str, list[str], list]]) -> list:
         """Run Lua steps (name, keys, args) in one pipeline; each step is atomic on its own."""
         if not steps:
             return []
+        if len(steps) == 1:
+            return [self.one(*steps[0])]
         results = self._pipeline(steps)
         missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)
                    or (isinstance(r, ResponseError) and "NOSCRIPT" in str(r))]
@@ -122,7 +142,7 @@ class Ledger:
         """Everything a decision needs, in one round trip (the SNAPSHOT script)."""
         k = self.keys
         keys = self.core() + [sticky_key or k.route_sticky("-")] + [k.route_agent(a) for a in agent_ids]
-        raw = json.loads(self.run([("snapshot", keys, [0, "", day, 200])])[0])
+        raw = json.loads(self.one("snapshot", keys, [0, "", day, 200]))
         views = {a: AgentView.from_row(a, row) for a, row in zip(agent_ids, _list(raw.get("agents")))}
         calls = {}
         for sid, info in _pairs(raw.get("calls")):

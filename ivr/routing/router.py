@@ -1,8 +1,16 @@
 """The router: put a call through to the best free agent at once, or queue it fairly.
 
-Each operation reads one snapshot of the router's Redis state (one round trip), lets
-the pure :mod:`ivr.routing.selection` decide, and applies the decision with Lua steps
-in one pipeline (one more round trip). The Lua steps re-check what they depend on, so
+The common case, a new call while nobody waits, is ONE Lua step (ROUTE): it runs the
+time-outs that are due, then reserves the best free agent who may take the call through
+the free-agent indexes the Lua steps keep in step with the agents' hashes (or queues the
+call when nobody suitable is free). What the step needs from the rules (the set of
+agents who may take the call at its relaxation stage, the strategy's index) is worked
+out here once per rules version.
+
+The general path, when calls already wait and someone is free (who gets whom then needs
+the whole picture), reads one snapshot of the router's Redis state (one round trip), lets
+the pure :mod:`ivr.routing.selection` decide, and applies the decision with Lua steps in
+one pipeline (one more round trip). Every Lua step re-checks what it depends on, so
 workers racing each other can never double-book an agent or a caller. Time-outs
 (wrap-up, missed-call pause, stale reservation, lost heartbeat) and handing waiting
 calls to agents who became free happen lazily inside these operations, so the
@@ -11,6 +19,7 @@ calls to agents who became free happen lazily inside these operations, so the
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import math
@@ -26,6 +35,7 @@ from ivr.routing.rules import Rules
 
 STATUSES = ("available", "offline", "wrap_up_done", "heartbeat")
 TOMBSTONE_S = 6 * 3600
+ELIGIBLE_TTL_S = 24 * 3600  # a set unused this long goes; ROUTE asks for it again if needed
 CALLBACK_MESSAGE = "We will call you back as soon as an agent is free; you keep your place in line."
 
 
@@ -73,6 +83,19 @@ def caller_hash(caller: str) -> str:
     return hashlib.sha256(f"ivr-caller|{caller}".encode()).hexdigest()[:20]
 
 
+@dataclass(frozen=True)
+class FastPlan:
+    """What the ROUTE step needs for one category at one relaxation stage (per rules version)."""
+
+    key: str              # Redis set of the agents who may take such a call
+    agents: tuple[str, ...]
+    strategy: str         # queue strategy where the call stands at this stage
+    thresholds: tuple[float, ...]
+
+
+IDLE_INDEX = {"last_call_ended": "ended", "last_available": "avail"}
+
+
 class _Fixed:
     def __init__(self, rules: Rules):
         self.rules = rules
@@ -87,6 +110,8 @@ class Router:
         self.keys, self.clock = keys, clock
         self.ledger = Ledger(redis, keys)
         self.ledger.load_scripts()
+        self._fast: dict[tuple, FastPlan] = {}
+        self._fast_version = ""
         self.source = RulesSource(rules_path, agents_path, redis, keys, clock, reload_interval_s,
                                   on_change=self._roster_changed)
 
@@ -101,6 +126,7 @@ class Router:
         self = cls.__new__(cls)
         self.keys, self.clock, self.ledger = keys, clock, Ledger(redis, keys)
         self.source = _Fixed(rules)
+        self._fast, self._fast_version = {}, ""
         return self
 
     @property
@@ -115,17 +141,27 @@ class Router:
         closed = self._closed(rules, cat.queue, now, call.language)
         if closed is not None:
             return closed
-        vip = bool(call.caller) and call.caller in rules.rules.vip.numbers
+        vip = bool(call.caller) and call.caller in rules.vip_numbers
         chash = caller_hash(call.caller) if call.caller else ""
-        snap = self._read(rules, now, self.keys.route_sticky(chash) if chash else None)
+        sticky_key = self.keys.route_sticky(chash) if chash else None
+        arrived = call.arrived_at or now
+        info = {"sid": call.sid, "category": category, "queue": cat.queue,
+                "priority": cat.priority + (rules.rules.vip.priority_boost if vip else 0),
+                "arrived": arrived, "wrap": rules.rules.queues[cat.queue].wrap_up_s, "vip": vip,
+                "caller_hash": chash, "hotline": call.hotline, "language": call.language}
+        kind, agent = self._route_step(rules, now, info, sticky_key)
+        if kind == "agent":
+            return self._agent_decision(rules, agent, info)
+        if kind == "gone":
+            return Decision("fallback", cat.queue, message="the caller already hung up")
+        # queued (position and expected wait need the line), already known, or the general path
+        snap = self._read(rules, now, sticky_key)
         known = self._known(rules, snap, call.sid, now)
         if known is not None:
             return known
-        info = {"sid": call.sid, "category": category, "queue": cat.queue,
-                "priority": cat.priority + (rules.rules.vip.priority_boost if vip else 0),
-                "arrived": call.arrived_at or now, "wrap": rules.rules.queues[cat.queue].wrap_up_s,
-                "sticky": snap.sticky if rules.rules.sticky.within_hours > 0 else "", "vip": vip,
-                "caller_hash": chash, "hotline": call.hotline, "language": call.language}
+        if kind != "slow":  # it was in line a moment ago and is gone now: the caller hung up
+            return Decision("fallback", cat.queue, message="the caller already hung up")
+        info["sticky"] = snap.sticky if rules.rules.sticky.within_hours > 0 else ""
         return self._place(rules, snap, info, now)
 
     def poll(self, sid: str) -> Decision:
@@ -269,7 +305,7 @@ class Router:
         rules, now = self.rules, self.clock()
         category, cat = rules.category(call.category)
         out = {"category": category, "queue": cat.queue, "priority": cat.priority}
-        vip = call.caller in rules.rules.vip.numbers
+        vip = call.caller in rules.vip_numbers
         out["vip"] = vip
         closed = self._closed(rules, cat.queue, now, call.language)
         if closed is not None:
@@ -315,6 +351,63 @@ class Router:
             self.ledger.run([("expire", keys, [now, self._chan(), self._cutoff(rules, now), *due])])
             snap = self.ledger.snapshot(ids, day, sticky_key)
         return snap
+
+    def _route_step(self, rules: Rules, now: float, info: dict, sticky_key: str | None) -> tuple[str, str]:
+        """The ROUTE step for a new call: ('agent', id) | ('queued'|'waiting'|'gone'|'slow', '')."""
+        fast = self._fast_plan(rules, info["category"], info["queue"], now - info["arrived"])
+        strategy = fast.strategy
+        idle = IDLE_INDEX[rules.rules.idle_since]
+        if strategy == "longest_idle":
+            how = idle
+        elif strategy == "round_robin":
+            how = "rr"
+        elif strategy == "fixed_order":
+            how = "order"
+        else:
+            how = ("calls:" if strategy == "fewest_calls" else "talk:") + self._day(rules, now)
+        keys = self.ledger.core() + [sticky_key or self.keys.route_sticky("-"), fast.key]
+        args = [now, self._chan(), info["sid"], json.dumps(info), info["arrived"],
+                now + rules.rules.agents.reservation_timeout_s, self._cutoff(rules, now), info["queue"],
+                self.keys.route_agent_prefix(), how, idle, 1 if rules.rules.sticky.within_hours > 0 else 0]
+        kind, agent = self.ledger.one("route", keys, args)
+        if kind == "noelig":  # first call of this kind under these rules (or the set expired)
+            self._write_eligible(fast)
+            kind, agent = self.ledger.one("route", keys, args)
+        return kind, agent
+
+    def _fast_plan(self, rules: Rules, category: str, queue: str, wait_s: float) -> FastPlan:
+        """Who may take a new call of ``category`` after ``wait_s`` (cached per rules version).
+
+        Skill minimums relax and overflow widens at fixed waits (the thresholds); between
+        two thresholds the answer is the same, so it is worked out once per stage."""
+        if self._fast_version != rules.version:
+            self._fast, self._fast_version = {}, rules.version
+        base = self._fast.get((category, None))
+        if base is None:
+            at = {t for _, t in rules.chain(queue) if t > 0}
+            at |= {step.after_s for q, _ in rules.chain(queue) for step in rules.rules.queues[q].relax}
+            base = FastPlan("", (), "", tuple(sorted(at)))
+            self._fast[(category, None)] = base
+        wait_s = max(0.0, wait_s)
+        stage = bisect.bisect_right(base.thresholds, wait_s)
+        plan = self._fast.get((category, stage))
+        if plan is None:
+            now = self.clock()
+            probe = selection.WaitingCall("", category, queue, 0, now - wait_s)
+            need = selection.needs(rules, probe, now)
+            agents = tuple(a.id for a in rules.roster.agents if selection.eligible(rules, probe, a.id, now, need))
+            strategy = rules.rules.queues[selection.current_queue(rules, probe, now)].strategy
+            plan = FastPlan(self.keys.route_eligible(rules.version, category, stage), agents, strategy,
+                            base.thresholds)
+            self._fast[(category, stage)] = plan
+        return plan
+
+    def _write_eligible(self, fast: FastPlan) -> None:
+        # The content depends only on the rules version: workers writing it at once agree.
+        # "~" (no valid agent id) keeps a set nobody is in yet from vanishing.
+        redis = self.ledger.redis
+        redis.sadd(fast.key, "~", *fast.agents)
+        redis.expire(fast.key, ELIGIBLE_TTL_S)
 
     def _handle(self, snap: Snapshot) -> dict[str, float]:
         return selection.average_handle(snap.handled)
@@ -395,4 +488,5 @@ class Router:
 
     def _roster_changed(self, rules: Rules) -> None:
         ids = [a.id for a in rules.roster.agents]
-        self.ledger.run([("init_agents", [self.keys.route_agent(i) for i in ids], [self.clock(), self._chan(), *ids])])
+        keys = self.ledger.core() + [self.keys.route_agent(i) for i in ids]
+        self.ledger.one("reindex", keys, [self.clock(), self._chan(), *ids])

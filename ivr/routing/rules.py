@@ -224,15 +224,26 @@ class Rules:
         fallback = self.rules.default_category
         return fallback, self.rules.categories[fallback]
 
+    @cached_property
+    def vip_numbers(self) -> frozenset[str]:
+        return frozenset(self.rules.vip.numbers)
+
+    @cached_property
+    def _plans(self) -> dict[str, hours_mod.WeekPlan | None]:
+        out = {}
+        for queue in self.rules.queues:
+            s = self.schedule(queue)
+            out[queue] = None if s is None else hours_mod.week_plan(s.timezone or self.rules.timezone, s.weekly,
+                                                                    s.holidays)
+        return out
+
     def schedule(self, queue: str) -> Schedule | None:
         name = self.rules.queues[queue].hours
         return self.rules.hours[name] if name else None
 
     def plan(self, queue: str) -> hours_mod.WeekPlan | None:
-        s = self.schedule(queue)
-        if s is None:
-            return None
-        return hours_mod.week_plan(s.timezone or self.rules.timezone, s.weekly, s.holidays)
+        """The queue's opening hours (built once per rules version), or None if always open."""
+        return self._plans[queue]
 
     def chain(self, queue: str) -> list[tuple[str, float]]:
         """The queue and its overflow queues with the wait (s) at which each is reached."""

@@ -6,7 +6,7 @@ declared in KEYS; the one exception is RELEASE, which learns the agent holding a
 from the ``held`` hash and builds that agent's key from the prefix in ARGV — the prefix
 contains ``{route}``, so the computed key hashes to the same slot as the declared ones.
 
-Shared layout of KEYS[1..7] (``CORE``) in every script that uses them:
+Shared layout of KEYS[1..14] (``CORE``) in every script:
   KEYS[1] calls      hash  sid -> call info JSON (queue, priority, arrived, wrap, ...)
   KEYS[2] waiting    zset  sid scored by ORIGINAL arrival time (overflow/callback keep it)
   KEYS[3] held       hash  sid -> agent id (reserved or on a call)
@@ -14,9 +14,21 @@ Shared layout of KEYS[1..7] (``CORE``) in every script that uses them:
   KEYS[5] stats      hash  abandoned:<queue>:<day> counters
   KEYS[6] handled    list  "<queue>|<seconds>" recent handling times, newest first
   KEYS[7] ended      zset  sid -> time the caller hung up (tombstones, trimmed)
+  KEYS[8..11] free   zsets of the available agents of the roster, members "<position>:<id>"
+                     (position = 6-digit roster order, the tie-break), scored by:
+                     [8] ended_at, [9] max(avail_at, ended_at), [10] offered_at, [11] position
+  KEYS[12] timers    zset  agent id -> until, for reserved / wrap_up / paused agents
+  KEYS[13] presence  zset  agent id -> hb, for available / reserved / wrap_up / paused agents
+  KEYS[14] roster    hash  agent id -> roster position (agents of the roster in force)
 and ARGV[1] = now (Unix seconds), ARGV[2] = the ops pub/sub channel.
 Agent hashes hold: state, since, call, until, hb, ended_at, avail_at, offered_at,
 answered_at, misses, reason, calls:<day>, talk:<day>.
+
+The indexes (KEYS[8..13]) are derived data: ``set_agent`` re-files an agent in them in
+the same step that changes the agent's hash, and REINDEX rebuilds them from the hashes
+(on every roster adoption). A decision therefore reads only the best few free agents
+instead of every agent. ROUTE and RELEASE build agent keys from a prefix in ARGV that
+contains ``{route}``, so those keys hash to the same slot as the declared ones.
 """
 
 from __future__ import annotations
@@ -25,11 +37,40 @@ _PRELUDE = r"""
 local now = tonumber(ARGV[1])
 local chan = ARGV[2]
 local function emit(t) t.at = now; redis.call('PUBLISH', chan, cjson.encode(t)) end
+local TIMED = {reserved = true, wrap_up = true, paused = true}
+-- file the agent in the indexes by their hash (roster agents only)
+local function index(key, id)
+  local ord = redis.call('HGET', KEYS[14], id)
+  local m = ord and (string.format('%06d:', tonumber(ord)) .. id)
+  local f = redis.call('HMGET', key, 'state', 'until', 'hb', 'ended_at', 'avail_at', 'offered_at')
+  local state = f[1]
+  if m and state == 'available' then
+    local ended, avail = f[4] or '0', f[5] or '0'
+    if (tonumber(avail) or 0) < (tonumber(ended) or 0) then avail = ended end
+    redis.call('ZADD', KEYS[8], ended, m)
+    redis.call('ZADD', KEYS[9], avail, m)
+    redis.call('ZADD', KEYS[10], f[6] or '0', m)
+    redis.call('ZADD', KEYS[11], ord, m)
+  elseif m then
+    for i = 8, 11 do redis.call('ZREM', KEYS[i], m) end
+  end
+  if m and TIMED[state] then redis.call('ZADD', KEYS[12], f[2] or '0', id) else redis.call('ZREM', KEYS[12], id) end
+  if m and (TIMED[state] or state == 'available') then
+    redis.call('ZADD', KEYS[13], f[3] or '0', id)
+  else
+    redis.call('ZREM', KEYS[13], id)
+  end
+end
 local function set_agent(key, id, state, call, reason, extra)
   local args = {'state', state, 'since', now, 'call', call, 'reason', reason}
   for i = 1, #extra do args[#args + 1] = extra[i] end
   redis.call('HSET', key, unpack(args))
+  index(key, id)
   emit({type = 'agent', id = id, state = state, call = call, reason = reason})
+end
+local function heard(key, id)  -- a heartbeat
+  redis.call('HSET', key, 'hb', now)
+  redis.call('ZADD', KEYS[13], 'XX', now, id)
 end
 local function usable(key, cutoff)
   local s = redis.call('HMGET', key, 'state', 'hb')
@@ -67,6 +108,43 @@ local function finish(key, id, sid, talk, day)
     set_agent(key, id, 'available', '', '', {'until', 0, 'ended_at', now, 'avail_at', now, 'misses', 0})
   end
 end
+-- time-outs of one agent, re-checked here: returns 1 if the agent changed state
+local function expire_one(key, id, cutoff)
+  local st = redis.call('HMGET', key, 'state', 'call', 'until', 'hb')
+  local state, call = st[1], st[2] or ''
+  local deadline, hb = tonumber(st[3] or 0) or 0, tonumber(st[4] or 0) or 0
+  local live = state == 'available' or TIMED[state]
+  if cutoff > 0 and live and hb < cutoff then
+    if state == 'reserved' and call ~= '' then requeue(call) end
+    set_agent(key, id, 'offline', '', 'no heartbeat from the agent app; set status available when back', {'until', 0})
+    return 1
+  elseif state == 'reserved' and deadline <= now then
+    if call ~= '' then requeue(call) end
+    set_agent(key, id, 'available', '', 'last offer expired unanswered', {'until', 0, 'avail_at', now})
+    return 1
+  elseif (state == 'wrap_up' or state == 'paused') and deadline <= now then
+    set_agent(key, id, 'available', '', '', {'until', 0, 'avail_at', deadline})
+    return 1
+  end
+  return 0
+end
+-- every time-out that is due, found through the indexes; cutoff_s is the heartbeat cutoff as sent
+local function expire_due(prefix, cutoff_s)
+  local cutoff = tonumber(cutoff_s)
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[12], '-inf', ARGV[1])
+  if cutoff > 0 then
+    local stale = redis.call('ZRANGEBYSCORE', KEYS[13], '-inf', '(' .. cutoff_s)
+    for i = 1, #stale do ids[#ids + 1] = stale[i] end
+  end
+  local changed, seen = 0, {}
+  for i = 1, #ids do
+    if not seen[ids[i]] then
+      seen[ids[i]] = true
+      changed = changed + expire_one(prefix .. ids[i], ids[i], cutoff)
+    end
+  end
+  return changed
+end
 """
 
 
@@ -76,10 +154,10 @@ def _script(header: str, body: str) -> str:
 
 RESERVE = _script(r"""
 -- RESERVE: route a new call: reserve the first candidate agent still free, else queue it.
--- KEYS[1..7] CORE; KEYS[8..] candidate agent hashes, best first.
+-- KEYS[1..14] CORE; KEYS[15..] candidate agent hashes, best first.
 -- ARGV[1] now, ARGV[2] channel, ARGV[3] sid, ARGV[4] call info JSON, ARGV[5] original arrival,
 -- ARGV[6] reservation deadline, ARGV[7] heartbeat cutoff (0 = off), ARGV[8] queue,
--- ARGV[9..] the candidates' agent ids, in KEYS order.
+-- ARGV[9..] the candidates' agent ids, in KEYS order (ARGV[i - 6] for KEYS[i]).
 -- Returns {'agent', id} | {'queued', ''} | {'gone', ''}. Idempotent for a retried webhook.
 """, r"""
 local sid = ARGV[3]
@@ -89,10 +167,10 @@ if redis.call('ZSCORE', KEYS[2], sid) then return {'queued', ''} end
 if redis.call('ZSCORE', KEYS[7], sid) then return {'gone', ''} end
 redis.call('HSET', KEYS[1], sid, ARGV[4])
 local cutoff = tonumber(ARGV[7])
-for i = 8, #KEYS do
+for i = 15, #KEYS do
   if usable(KEYS[i], cutoff) then
-    reserve(KEYS[i], ARGV[i + 1], sid, tonumber(ARGV[6]))
-    return {'agent', ARGV[i + 1]}
+    reserve(KEYS[i], ARGV[i - 6], sid, tonumber(ARGV[6]))
+    return {'agent', ARGV[i - 6]}
   end
 end
 redis.call('ZADD', KEYS[2], ARGV[5], sid)
@@ -102,18 +180,18 @@ return {'queued', ''}
 
 ASSIGN = _script(r"""
 -- ASSIGN: give a free agent the best waiting call they can serve.
--- KEYS[1..7] CORE; KEYS[8] the agent's hash.
+-- KEYS[1..14] CORE; KEYS[15] the agent's hash.
 -- ARGV[1] now, ARGV[2] channel, ARGV[3] agent id, ARGV[4] reservation deadline,
 -- ARGV[5] heartbeat cutoff (0 = off), ARGV[6..] sids this agent can serve, highest priority
 -- and longest waiting first (so the agent gets that call, not the newest arrival).
 -- Returns the sid assigned, or false when the agent is no longer free or no call waits.
 """, r"""
-if not usable(KEYS[8], tonumber(ARGV[5])) then return false end
+if not usable(KEYS[15], tonumber(ARGV[5])) then return false end
 for i = 6, #ARGV do
   local sid = ARGV[i]
   if redis.call('ZSCORE', KEYS[2], sid) and redis.call('HEXISTS', KEYS[3], sid) == 0 then
     redis.call('ZREM', KEYS[2], sid)
-    reserve(KEYS[8], ARGV[3], sid, tonumber(ARGV[4]))
+    reserve(KEYS[15], ARGV[3], sid, tonumber(ARGV[4]))
     local info = info_of(sid) or {}
     emit({type = 'queue', event = 'assigned', sid = sid, queue = info.queue, agent = ARGV[3]})
     return sid
@@ -126,7 +204,7 @@ RELEASE = _script(r"""
 -- RELEASE: the caller is gone (hang-up) or sent elsewhere (fallback after max wait).
 -- In the same step that learns this, the agent reserved for the call is freed (no
 -- penalty) or, if they were talking, moved to wrap-up; a waiting entry is removed.
--- KEYS[1..7] CORE.
+-- KEYS[1..14] CORE.
 -- ARGV[1] now, ARGV[2] channel, ARGV[3] sid, ARGV[4] agent key prefix ('...{route}:agent:'),
 -- ARGV[5] day (for counters), ARGV[6] 'hangup' | 'fallback', ARGV[7] drop tombstones older than this.
 -- The agent key is built here as ARGV[4] .. id: it carries {route}, so it is in this slot.
@@ -171,13 +249,13 @@ DIAL_RESULT = _script(r"""
 -- DIAL_RESULT: Twilio's <Dial> to the agent ended. completed -> wrap-up; busy, no-answer,
 -- failed, canceled -> the agent missed it: paused briefly, or offline (with the reason)
 -- after max_missed misses in a row; the call stays known so it can be routed again.
--- KEYS[1..7] CORE; KEYS[8] the agent's hash.
+-- KEYS[1..14] CORE; KEYS[15] the agent's hash.
 -- ARGV[1] now, ARGV[2] channel, ARGV[3] sid, ARGV[4] agent id, ARGV[5] DialCallStatus,
 -- ARGV[6] duration (s), ARGV[7] day, ARGV[8] missed-call pause (s), ARGV[9] max misses.
 -- Returns 'completed' | 'missed' | 'gone' (caller already hung up) | 'stale'.
 """, r"""
 local sid, id, status = ARGV[3], ARGV[4], ARGV[5]
-local st = redis.call('HMGET', KEYS[8], 'state', 'call', 'answered_at', 'misses')
+local st = redis.call('HMGET', KEYS[15], 'state', 'call', 'answered_at', 'misses')
 if st[2] ~= sid then
   if redis.call('HGET', KEYS[3], sid) == id then redis.call('HDEL', KEYS[3], sid) end
   return 'stale'
@@ -187,21 +265,21 @@ redis.call('HDEL', KEYS[3], sid)
 if status == 'completed' then
   local talk = tonumber(ARGV[6]) or 0
   if talk <= 0 and tonumber(st[3] or 0) > 0 then talk = now - tonumber(st[3]) end
-  finish(KEYS[8], id, sid, talk, ARGV[7])
+  finish(KEYS[15], id, sid, talk, ARGV[7])
   redis.call('HDEL', KEYS[1], sid)
   redis.call('HDEL', KEYS[4], sid)
   return 'completed'
 end
 if status == 'canceled' and gone then
   -- the caller hung up while it rang: not the agent's fault
-  set_agent(KEYS[8], id, 'available', '', '', {'until', 0, 'avail_at', now})
+  set_agent(KEYS[15], id, 'available', '', '', {'until', 0, 'avail_at', now})
 else
   local misses = (tonumber(st[4]) or 0) + 1
   if misses >= tonumber(ARGV[9]) then
-    set_agent(KEYS[8], id, 'offline', '', 'missed ' .. misses .. ' calls in a row; set status available when back',
+    set_agent(KEYS[15], id, 'offline', '', 'missed ' .. misses .. ' calls in a row; set status available when back',
               {'misses', misses, 'until', 0})
   else
-    set_agent(KEYS[8], id, 'paused', '', 'missed a call (' .. status .. '); back by itself shortly',
+    set_agent(KEYS[15], id, 'paused', '', 'missed a call (' .. status .. '); back by itself shortly',
               {'misses', misses, 'until', now + tonumber(ARGV[8])})
   end
 end
@@ -214,12 +292,12 @@ return 'missed'
 
 ANSWERED = _script(r"""
 -- ANSWERED: the agent picked up: reserved -> on_call; remember the agent for sticky routing.
--- KEYS[1..7] CORE; KEYS[8] the agent's hash; KEYS[9] the caller's sticky key.
+-- KEYS[1..14] CORE; KEYS[15] the agent's hash; KEYS[16] the caller's sticky key.
 -- ARGV[1] now, ARGV[2] channel, ARGV[3] sid, ARGV[4] agent id, ARGV[5] sticky TTL (s, 0 = off).
 -- Returns 1 when the agent is (now) on this call, 0 when the call is held by someone else.
 """, r"""
 local sid, id = ARGV[3], ARGV[4]
-local st = redis.call('HMGET', KEYS[8], 'state', 'call')
+local st = redis.call('HMGET', KEYS[15], 'state', 'call')
 if st[1] == 'on_call' and st[2] == sid then return 1 end
 if not (st[1] == 'reserved' and st[2] == sid) then
   -- the reservation ran out but the agent took the call anyway: they are talking
@@ -227,9 +305,9 @@ if not (st[1] == 'reserved' and st[2] == sid) then
   redis.call('ZREM', KEYS[2], sid)
   redis.call('HSET', KEYS[3], sid, id)
 end
-set_agent(KEYS[8], id, 'on_call', sid, '', {'answered_at', now, 'misses', 0, 'until', 0})
+set_agent(KEYS[15], id, 'on_call', sid, '', {'answered_at', now, 'misses', 0, 'until', 0})
 local ttl = tonumber(ARGV[5])
-if ttl > 0 then redis.call('SET', KEYS[9], id, 'EX', math.ceil(ttl)) end
+if ttl > 0 then redis.call('SET', KEYS[16], id, 'EX', math.ceil(ttl)) end
 return 1
 """)
 
@@ -237,46 +315,30 @@ EXPIRE = _script(r"""
 -- EXPIRE: time-outs, re-checked atomically: a heartbeat that stopped -> offline; a stale
 -- reservation -> agent available and the call back in line at its original arrival;
 -- a wrap-up or missed-call pause that ran out -> available.
--- KEYS[1..7] CORE; KEYS[8..] agent hashes to check.
--- ARGV[1] now, ARGV[2] channel, ARGV[3] heartbeat cutoff (0 = off), ARGV[4..] agent ids.
+-- KEYS[1..14] CORE; KEYS[15..] agent hashes to check.
+-- ARGV[1] now, ARGV[2] channel, ARGV[3] heartbeat cutoff (0 = off), ARGV[4..] agent ids (ARGV[i - 11] for KEYS[i]).
 -- Returns the number of agents changed.
 """, r"""
 local cutoff = tonumber(ARGV[3])
 local changed = 0
-for i = 8, #KEYS do
-  local key, id = KEYS[i], ARGV[i - 4]
-  local st = redis.call('HMGET', key, 'state', 'call', 'until', 'hb')
-  local state, call = st[1], st[2] or ''
-  local deadline, hb = tonumber(st[3] or 0) or 0, tonumber(st[4] or 0) or 0
-  local live = state == 'available' or state == 'paused' or state == 'wrap_up' or state == 'reserved'
-  if cutoff > 0 and live and hb < cutoff then
-    if state == 'reserved' and call ~= '' then requeue(call) end
-    set_agent(key, id, 'offline', '', 'no heartbeat from the agent app; set status available when back', {'until', 0})
-    changed = changed + 1
-  elseif state == 'reserved' and deadline <= now then
-    if call ~= '' then requeue(call) end
-    set_agent(key, id, 'available', '', 'last offer expired unanswered', {'until', 0, 'avail_at', now})
-    changed = changed + 1
-  elseif (state == 'wrap_up' or state == 'paused') and deadline <= now then
-    set_agent(key, id, 'available', '', '', {'until', 0, 'avail_at', deadline})
-    changed = changed + 1
-  end
+for i = 15, #KEYS do
+  changed = changed + expire_one(KEYS[i], ARGV[i - 11], cutoff)
 end
 return changed
 """)
 
 SET_STATUS = _script(r"""
 -- SET_STATUS: the agent (API/CLI) says available, offline, wrap_up_done, or sends a heartbeat.
--- KEYS[1..7] CORE; KEYS[8] the agent's hash.
+-- KEYS[1..14] CORE; KEYS[15] the agent's hash.
 -- ARGV[1] now, ARGV[2] channel, ARGV[3] agent id, ARGV[4] status, ARGV[5] reason (offline).
 -- Returns {1|0, state after, message}.
 """, r"""
 local id, status = ARGV[3], ARGV[4]
-local st = redis.call('HMGET', KEYS[8], 'state', 'call')
+local st = redis.call('HMGET', KEYS[15], 'state', 'call')
 local state, call = st[1], st[2] or ''
 if not state then return {0, 'unknown', 'no such agent on the roster'} end
 if status == 'heartbeat' then
-  redis.call('HSET', KEYS[8], 'hb', now)
+  heard(KEYS[15], id)
   return {1, state, ''}
 end
 if status == 'available' then
@@ -284,21 +346,21 @@ if status == 'available' then
     return {0, state, 'the agent has a call; they become available when it ends'}
   end
   if state == 'available' then
-    redis.call('HSET', KEYS[8], 'hb', now)
+    heard(KEYS[15], id)
     return {1, state, 'already available'}
   end
-  set_agent(KEYS[8], id, 'available', '', '', {'hb', now, 'misses', 0, 'avail_at', now, 'until', 0})
+  set_agent(KEYS[15], id, 'available', '', '', {'hb', now, 'misses', 0, 'avail_at', now, 'until', 0})
   return {1, 'available', ''}
 end
 if status == 'offline' then
   if state == 'on_call' then return {0, state, 'the agent is on a call; set offline after it ends'} end
   if state == 'reserved' and call ~= '' then requeue(call) end
-  set_agent(KEYS[8], id, 'offline', '', ARGV[5], {'until', 0})
+  set_agent(KEYS[15], id, 'offline', '', ARGV[5], {'until', 0})
   return {1, 'offline', ''}
 end
 if status == 'wrap_up_done' then
   if state == 'wrap_up' then
-    set_agent(KEYS[8], id, 'available', '', '', {'until', 0, 'avail_at', now, 'hb', now})
+    set_agent(KEYS[15], id, 'available', '', '', {'until', 0, 'avail_at', now, 'hb', now})
     return {1, 'available', ''}
   end
   if state == 'available' then return {1, state, 'already available'} end
@@ -309,7 +371,7 @@ return {0, state, 'unknown status ' .. status}
 
 MARK_CALLBACK = _script(r"""
 -- MARK_CALLBACK: a waiting caller takes a callback; the entry keeps its place in line.
--- KEYS[1..7] CORE.  ARGV[1] now, ARGV[2] channel, ARGV[3] sid.
+-- KEYS[1..14] CORE.  ARGV[1] now, ARGV[2] channel, ARGV[3] sid.
 -- Returns 1 if the call was waiting (now a callback request), else 0.
 """, r"""
 local sid = ARGV[3]
@@ -322,33 +384,40 @@ end
 return 1
 """)
 
-INIT_AGENTS = _script(r"""
--- INIT_AGENTS: give roster agents without state a hash (offline until they log in).
--- KEYS[1..] agent hashes.  ARGV[1] now, ARGV[2] channel, ARGV[3..] agent ids in KEYS order.
--- Returns the number created.
+REINDEX = _script(r"""
+-- REINDEX: the roster in force: give agents without state a hash (offline until they log
+-- in), record each agent's roster position, and rebuild the indexes from the agent hashes.
+-- Run on every adoption of a roster (and to repair); agents off the roster leave the indexes.
+-- KEYS[1..14] CORE; KEYS[15..] the roster's agent hashes, in roster order.
+-- ARGV[1] now, ARGV[2] channel, ARGV[3..] agent ids in KEYS order (ARGV[i - 12] for KEYS[i]).
+-- Returns the number of agent hashes created.
 """, r"""
+for i = 8, 14 do redis.call('DEL', KEYS[i]) end
 local made = 0
-for i = 1, #KEYS do
+for i = 15, #KEYS do
+  local id = ARGV[i - 12]
+  redis.call('HSET', KEYS[14], id, i - 15)
   if redis.call('HSETNX', KEYS[i], 'state', 'offline') == 1 then
     redis.call('HSET', KEYS[i], 'since', now, 'reason', 'not logged in yet', 'call', '')
     made = made + 1
   end
 end
+for i = 15, #KEYS do index(KEYS[i], ARGV[i - 12]) end
 return made
 """)
 
 SNAPSHOT = _script(r"""
 -- SNAPSHOT: read everything a routing decision needs, as one JSON string (read-only).
 -- One bulk reply parses far faster in Python than hundreds of RESP fields.
--- KEYS[1..7] CORE; KEYS[8] the caller's sticky key (or any {route} key); KEYS[9..] agent hashes.
+-- KEYS[1..14] CORE; KEYS[15] the caller's sticky key (or any {route} key); KEYS[16..] agent hashes.
 -- ARGV[1] now, ARGV[2] channel (unused), ARGV[3] day, ARGV[4] how many handling times to return.
 -- Returns JSON {agents: [[state, call, until, hb, ended_at, avail_at, offered_at, answered_at,
 -- since, misses, reason, calls today, talk today]...], calls, waiting, held, callbacks, handled, sticky}.
 """, r"""
 local day = ARGV[3]
 local out = {agents = {}}
-for i = 9, #KEYS do
-  out.agents[i - 8] = redis.call('HMGET', KEYS[i], 'state', 'call', 'until', 'hb', 'ended_at', 'avail_at',
+for i = 16, #KEYS do
+  out.agents[i - 15] = redis.call('HMGET', KEYS[i], 'state', 'call', 'until', 'hb', 'ended_at', 'avail_at',
     'offered_at', 'answered_at', 'since', 'misses', 'reason', 'calls:' .. day, 'talk:' .. day)
 end
 out.calls = redis.call('HGETALL', KEYS[1])
@@ -356,12 +425,85 @@ out.waiting = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
 out.held = redis.call('HGETALL', KEYS[3])
 out.callbacks = redis.call('HKEYS', KEYS[4])
 out.handled = redis.call('LRANGE', KEYS[6], 0, tonumber(ARGV[4]) - 1)
-out.sticky = redis.call('GET', KEYS[8])
+out.sticky = redis.call('GET', KEYS[15])
 return cjson.encode(out)
+""")
+
+ROUTE = _script(r"""
+-- ROUTE: the common case of a new call in ONE step: expire what ran out, then reserve the
+-- best free agent who may take the call (through the free-agent indexes), or queue it.
+-- When other calls wait and someone is free, who gets whom needs the whole picture: the
+-- step then changes nothing but the time-outs and answers 'slow' (the router plans it).
+-- KEYS[1..14] CORE; KEYS[15] the caller's sticky key; KEYS[16] the set of agents who may
+-- take this call now (rules version, category, relaxation stage; see Keys.route_eligible).
+-- ARGV[1] now, ARGV[2] channel, ARGV[3] sid, ARGV[4] call info JSON object (this step adds
+-- its "sticky" field), ARGV[5] original arrival, ARGV[6] reservation deadline,
+-- ARGV[7] heartbeat cutoff (0 = off), ARGV[8] queue, ARGV[9] agent key prefix,
+-- ARGV[10] strategy: 'ended' | 'avail' | 'rr' | 'order' (read that free index in order)
+-- or 'calls:<day>' | 'talk:<day>' (the least of that field, then idle, then position),
+-- ARGV[11] idle measure for ties: 'ended' | 'avail', ARGV[12] sticky on: '1' | '0'.
+-- Returns {'agent', id} | {'queued', ''} | {'waiting', ''} (already in line) | {'gone', ''}
+-- | {'slow', ''} | {'noelig', ''} (the eligible set is missing: write it, run again).
+""", r"""
+local sid, prefix = ARGV[3], ARGV[9]
+local held = redis.call('HGET', KEYS[3], sid)
+if held then return {'agent', held} end
+if redis.call('ZSCORE', KEYS[2], sid) then return {'waiting', ''} end
+if redis.call('ZSCORE', KEYS[7], sid) then return {'gone', ''} end
+if redis.call('EXISTS', KEYS[16]) == 0 then return {'noelig', ''} end
+expire_due(prefix, ARGV[7])
+local free = redis.call('ZCARD', KEYS[11])
+if free > 0 and redis.call('ZCARD', KEYS[2]) > 0 then return {'slow', ''} end
+local sticky = ''
+if ARGV[12] == '1' then sticky = redis.call('GET', KEYS[15]) or '' end
+local pick
+if free > 0 then
+  if sticky ~= '' and redis.call('SISMEMBER', KEYS[16], sticky) == 1
+      and redis.call('HGET', prefix .. sticky, 'state') == 'available' then
+    pick = sticky
+  end
+  local how = ARGV[10]
+  local zkey = ({ended = KEYS[8], avail = KEYS[9], rr = KEYS[10], order = KEYS[11]})[how]
+  if not pick and zkey then
+    local from = 0
+    while not pick do
+      local batch = redis.call('ZRANGE', zkey, from, from + 15)
+      if #batch == 0 then break end
+      for i = 1, #batch do
+        local id = string.sub(batch[i], 8)
+        if redis.call('SISMEMBER', KEYS[16], id) == 1 then pick = id break end
+      end
+      from = from + 16
+    end
+  elseif not pick then
+    -- fewest calls / least talk today: the least value, then the longest idle, then position
+    local all = redis.call('ZRANGE', KEYS[11], 0, -1)
+    local best_v, best_idle
+    for i = 1, #all do
+      local id = string.sub(all[i], 8)
+      if redis.call('SISMEMBER', KEYS[16], id) == 1 then
+        local f = redis.call('HMGET', prefix .. id, how, 'ended_at', 'avail_at')
+        local v, idle = tonumber(f[1] or 0) or 0, tonumber(f[2] or 0) or 0
+        if ARGV[11] == 'avail' then idle = math.max(idle, tonumber(f[3] or 0) or 0) end
+        if not pick or v < best_v or (v == best_v and idle < best_idle) then
+          pick, best_v, best_idle = id, v, idle
+        end
+      end
+    end
+  end
+end
+redis.call('HSET', KEYS[1], sid, string.sub(ARGV[4], 1, -2) .. ', "sticky": ' .. cjson.encode(sticky) .. '}')
+if pick then
+  reserve(prefix .. pick, pick, sid, tonumber(ARGV[6]))
+  return {'agent', pick}
+end
+redis.call('ZADD', KEYS[2], ARGV[5], sid)
+emit({type = 'queue', event = 'enqueued', sid = sid, queue = ARGV[8]})
+return {'queued', ''}
 """)
 
 ALL = {
     "reserve": RESERVE, "assign": ASSIGN, "release": RELEASE, "dial_result": DIAL_RESULT,
     "answered": ANSWERED, "expire": EXPIRE, "set_status": SET_STATUS,
-    "mark_callback": MARK_CALLBACK, "init_agents": INIT_AGENTS, "snapshot": SNAPSHOT,
+    "mark_callback": MARK_CALLBACK, "reindex": REINDEX, "snapshot": SNAPSHOT, "route": ROUTE,
 }
