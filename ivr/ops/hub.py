@@ -22,8 +22,6 @@ import threading
 import time
 from collections import deque
 
-import redis as redis_lib
-
 from ivr.ops import gather, snapshot
 
 log = logging.getLogger(__name__)
@@ -58,12 +56,18 @@ class Viewer:
         return True
 
     def close_now(self) -> None:
+        """Tell the stream to end, dropping whatever it has not read yet."""
         while True:
             try:
-                self.inbox.get_nowait()
+                while True:
+                    self.inbox.get_nowait()
             except queue.Empty:
-                break
-        self.inbox.put_nowait(None)
+                pass
+            try:
+                self.inbox.put_nowait(None)
+                return
+            except queue.Full:
+                continue
 
 
 class Hub:
@@ -159,7 +163,9 @@ class Hub:
                         break
                     dirty |= self._take(message, pending)
                     message = pubsub.get_message(timeout=0)
-            except (redis_lib.RedisError, OSError, ValueError) as exc:  # ValueError: client closed
+            except Exception as exc:  # Redis down, or its client closed under us: retry, never die
+                if self._stopping.is_set():
+                    break
                 log.warning("ops feed lost its Redis subscription; retrying", extra={"reason": str(exc)})
                 pubsub = self._drop(pubsub)
                 self._stopping.wait(1.0)

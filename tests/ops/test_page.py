@@ -369,6 +369,27 @@ def test_streams_over_the_cap_are_refused_and_a_closed_stream_frees_its_place(op
             st.close()
 
 
+def test_an_idle_stream_sends_heartbeat_comments_and_ends_when_the_hub_closes(ops, monkeypatch):
+    from ivr.ops import page
+    from ivr.ops.hub import Hub
+
+    monkeypatch.setattr(page, "HEARTBEAT_S", 0.05)
+    hub = Hub(ops.services)
+    viewer = hub.join()
+    body = page.Stream(hub, viewer, '{"first":1}')
+    chunks = iter(body)
+    assert next(chunks).endswith(b'event: snapshot\ndata: {"first":1}\n\n')
+    seen = []
+    while b": keep-alive\n\n" not in seen and len(seen) < 100:  # whatever else the feed sends meanwhile
+        seen.append(next(chunks))
+    assert b": keep-alive\n\n" in seen
+    hub.close()
+    rest = list(chunks)  # the stream ends by itself ...
+    assert rest is not None
+    body.close()  # ... and closing it lets the viewer go
+    assert hub.streams() == 0
+
+
 # --- escaping ----------------------------------------------------------------------------------
 
 def test_a_hostile_transcript_cannot_break_out_of_the_page(ops):
