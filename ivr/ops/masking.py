@@ -57,7 +57,7 @@ _ATOM = re.compile(
     r"|(?P<decimal>(?<![0-9.])[0-9]+\.[0-9]{1,2}(?![0-9]|\.[0-9]))"
     r"|(?P<clock>(?<![0-9])[0-2]?[0-9]:[0-5][0-9](?::[0-5][0-9])?(?![0-9]))"
     r"|(?P<num>[0-9０-９]+)"
-    r"|(?P<en>\b(?:" + _EN_WORDS + r")\b)"
+    r"|(?P<en>(?<![A-Za-z])(?:" + _EN_WORDS + r")(?![A-Za-z]))"
     r"|(?P<zh>[" + "".join(_ZH) + r"])"
     r"|(?P<kopos>" + _KO_POSITIONAL + r")"
     r"|(?P<ko>[" + "".join(_KO) + r"])"
@@ -81,10 +81,11 @@ _SPOKEN_EMAIL = re.compile(
     re.IGNORECASE,
 )
 
-# Words before a short number that make it a secret (PIN, CVV, one-time code, password).
+# Words before a short number that make it a secret (PIN, CVV, one-time code, password);
+# what comes between holds no other number and no mask token (so masking stays idempotent).
 _SECRET_BEFORE = re.compile(
     r"(?:\b(?:cvv|cvc|cv2|pin|password|passcode|security code|verification code|otp)\b"
-    r"|비밀번호|비번|보안\s*코드|인증\s*번호|cvc|密码|验证码|安全码|校验码)[^\n]{0,12}$", re.IGNORECASE)
+    r"|비밀번호|비번|보안\s*코드|인증\s*번호|cvc|密码|验证码|安全码|校验码)[^\n\d\[\]]{0,12}$", re.IGNORECASE)
 _CURRENCY = "$₩¥€£"
 
 # Words after a number that make it an amount or a quantity, not an identifier.
@@ -128,9 +129,10 @@ def _atoms_to_runs(text: str) -> list[list[_Atom]]:
         if kind in ("amount", "date", "clock", "decimal"):
             close()
             continue
-        if start > 0 and _is_hangul(text[start - 1]) and (
-                (kind == "ko" and text[start - 1] not in _KO_WORD) or kind == "kopos"):
-            # a syllable inside an ordinary word (회사, 카드사, 천천히): not a digit
+        if start > 0 and kind in ("ko", "kopos") and (text[start - 1] == "]" or _is_hangul(text[start - 1]) and (
+                kind == "kopos" or text[start - 1] not in _KO_WORD)):
+            # a syllable inside an ordinary word (회사, 카드사, 천천히), or glued to a mask
+            # token (the word went on after the number): not a digit
             close()
             continue
         if kind == "num":

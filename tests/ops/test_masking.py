@@ -155,3 +155,69 @@ def test_bench_reports_percentiles():
     figures = bench(rounds=20)
     assert figures["transcripts"] == 20 * 8
     assert 0 < figures["p50_us"] <= figures["p99_us"] <= figures["max_us"]
+
+
+# --- properties ------------------------------------------------------------------------------
+
+from pathlib import Path  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+READINGS = {
+    "num": list("0123456789"),
+    "en": ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"],
+    "zh": list("零一二三四五六七八九"),
+    "zh_alt": ["〇", "幺", "两", "三", "四", "五", "六", "七", "八", "九"],
+    "ko": list("공일이삼사오육칠팔구"),
+    "ko_alt": ["영", "일", "이", "삼", "사", "오", "륙", "칠", "팔", "구"],
+}
+FRAMES = [("en", "my number is {} thanks"), ("ko", "제 번호는 {} 입니다"), ("zh", "我的号码是{}谢谢"),
+          ("ko", "번호 {} 요"), ("en", "{}")]
+
+
+@st.composite
+def spoken_number(draw):
+    digits = draw(st.lists(st.integers(0, 9), min_size=7, max_size=19))
+    systems = draw(st.lists(st.sampled_from(sorted(READINGS)), min_size=1, max_size=3))
+    words = [READINGS[draw(st.sampled_from(systems))][d] for d in digits]
+    out = words[0]
+    for prev, word in zip(words, words[1:]):
+        spaced = prev.isascii() and prev.isalpha() or word.isascii() and word.isalpha()
+        out += (" " if spaced else draw(st.sampled_from(["", " "]))) + word
+    return out
+
+
+@settings(max_examples=400, deadline=None)
+@given(spoken_number(), st.sampled_from(FRAMES))
+def test_any_long_number_in_any_reading_is_masked_whole(number, frame):
+    language, template = frame
+    out = mask(template.format(number), language)
+    before, _, after = template.partition("{}")
+    assert out.startswith(before) and out.endswith(after), out
+    assert out[len(before):len(out) - len(after)] in (PHONE, CARD, ID, NUMBER), out
+
+
+def test_the_training_utterances_stay_as_they_are():
+    """2,000 ordinary requests in three languages (no personal data in them): nothing masked."""
+    changed, seen = [], 0
+    for language in ("en", "ko", "zh"):
+        for line in (ROOT / "intents" / f"{language}.tsv").read_text(encoding="utf-8").splitlines():
+            for text in line.split("\t"):
+                seen += 1
+                if mask(text, language) != text:
+                    changed.append((text, mask(text, language)))
+    assert seen > 2000 and changed == []
+
+
+ALPHABET = "0123456789 -.,@+()xX" + "공일이삼사오육칠팔구천백십에요는" + "零一二三四五六七八九幺两是" + "abcdeot"
+WORDS = ["one", "two", "oh", "double", "twenty", "hundred", "dot", "at", "com", "gmail", "dollars", "원", "pin"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(st.text(alphabet=ALPHABET, max_size=6), st.sampled_from(WORDS)), max_size=25))
+def test_masking_random_text_is_idempotent_and_never_raises(parts):
+    text = " ".join(parts)
+    once = mask(text, "ko")
+    assert mask(once, "ko") == once
