@@ -8,6 +8,7 @@ viewer (session cookie) or a correct ``Authorization: Bearer`` header; see
 
 from __future__ import annotations
 
+import logging
 import queue
 import time
 
@@ -17,6 +18,7 @@ from markupsafe import Markup
 from ivr.ops import access
 from ivr.ops.hub import Hub, Viewer, event
 
+log = logging.getLogger(__name__)
 bp = Blueprint("ops", __name__, url_prefix="/ops", template_folder="templates", static_folder="static")
 
 HEARTBEAT_S = 15.0      # a comment line keeps proxies from closing an idle stream
@@ -98,7 +100,9 @@ def login():
     if request.method == "GET":
         return redirect(url_for("ops.page")) if access.allowed() else _login_page("", 200)
     if access.log_in(request.form.get("token", "")):
+        log.info("ops page sign-in", extra={"remote": request.remote_addr})
         return redirect(url_for("ops.page"), 303)
+    log.warning("ops page sign-in refused: wrong token", extra={"remote": request.remote_addr})
     return _login_page("That token is not right. Use the hotline's IVR_API_TOKEN.", 401)
 
 
