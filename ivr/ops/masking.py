@@ -100,7 +100,7 @@ class _Atom:
     digits: str
     start: int
     end: int
-    kind: str  # num, en, zh, ko, x
+    kind: str  # num, en, zh, ko, kopos, x
     word: str = ""
 
 
@@ -129,11 +129,8 @@ def _atoms_to_runs(text: str) -> list[list[_Atom]]:
         value = m.group()
         if kind == "sep":
             continue
-        if kind in ("word", "other"):
-            close()
-            continue
-        if kind in ("amount", "date", "clock", "decimal"):
-            close()
+        if kind in ("word", "other", "amount", "date", "clock", "decimal"):
+            close()  # ordinary text, or a number that is not an identifier
             continue
         if start > 0 and kind in ("ko", "kopos") and (text[start - 1] == "]" or _is_hangul(text[start - 1]) and (
                 kind == "kopos" or text[start - 1] not in _KO_WORD)):
@@ -258,7 +255,7 @@ def _cn_id(d: str) -> bool:
             and d[6:8] in ("19", "20") and 1 <= int(d[10:12]) <= 12 and 1 <= int(d[12:14]) <= 31)
 
 
-def _groups(text: str, run: list[_Atom]) -> list[int]:
+def _groups(run: list[_Atom]) -> list[int]:
     """Digit counts of the groups a written number is split into by dashes or spaces."""
     return [len(a.digits) for a in run] if all(a.kind == "num" for a in run) else []
 
@@ -322,7 +319,7 @@ def mask(text: str, language: str = "") -> str:
                     and (_UNIT_AFTER.match(text, end) or (start > 0 and text[start - 1] in _CURRENCY))):
                 continue  # "1500000 won", "$25000": an amount
             plus = start > 0 and text[start - 1] == "+"
-            token = classify(digits, _groups(text, run), plus=plus)
+            token = classify(digits, _groups(run), plus=plus)
         while start > 0 and text[start - 1] in "+(" and start > pos:
             start -= 1  # "+82 ...", "(415) ...": the sign and bracket go with the number
         pieces.append(text[pos:start])
