@@ -14,7 +14,8 @@ import sys
 from ivr import config as config_mod
 from ivr import logs
 
-SUBCOMMAND_MODULES = ("ivr.asr.cli", "ivr.intents.cli", "ivr.routing.cli", "ivr.telephony.cli", "ivr.ops.cli")
+SUBCOMMAND_MODULES = ("ivr.asr.cli", "ivr.intents.cli", "ivr.routing.cli", "ivr.telephony.cli", "ivr.ops.cli",
+                      "ivr.bench.cli")
 
 
 def load_config(args: argparse.Namespace) -> config_mod.Config:
