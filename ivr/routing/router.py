@@ -96,6 +96,17 @@ class FastPlan:
 IDLE_INDEX = {"last_call_ended": "ended", "last_available": "avail"}
 
 
+def free_indexes(rules: Rules) -> list[str]:
+    """The free-agent indexes the rules' strategies read (``order`` always: counting, scans)."""
+    used = {q.strategy for q in rules.rules.queues.values()}
+    out = []
+    if "longest_idle" in used:
+        out.append(IDLE_INDEX[rules.rules.idle_since])
+    if "round_robin" in used:
+        out.append("rr")
+    return out + ["order"]
+
+
 class _Fixed:
     def __init__(self, rules: Rules):
         self.rules = rules
@@ -368,7 +379,7 @@ class Router:
         keys = self.ledger.core() + [sticky_key or self.keys.route_sticky("-"), fast.key]
         args = [now, self._chan(), info["sid"], json.dumps(info), info["arrived"],
                 now + rules.rules.agents.reservation_timeout_s, self._cutoff(rules, now), info["queue"],
-                self.keys.route_agent_prefix(), how, idle, 1 if rules.rules.sticky.within_hours > 0 else 0]
+                how, idle, 1 if rules.rules.sticky.within_hours > 0 and sticky_key else 0]
         kind, agent = self.ledger.one("route", keys, args)
         if kind == "noelig":  # first call of this kind under these rules (or the set expired)
             self._write_eligible(fast)
@@ -489,4 +500,4 @@ class Router:
     def _roster_changed(self, rules: Rules) -> None:
         ids = [a.id for a in rules.roster.agents]
         keys = self.ledger.core() + [self.keys.route_agent(i) for i in ids]
-        self.ledger.one("reindex", keys, [self.clock(), self._chan(), *ids])
+        self.ledger.one("reindex", keys, [self.clock(), self._chan(), "," + ",".join(free_indexes(rules)) + ",", *ids])

@@ -6,7 +6,9 @@ declared in KEYS; the one exception is RELEASE, which learns the agent holding a
 from the ``held`` hash and builds that agent's key from the prefix in ARGV — the prefix
 contains ``{route}``, so the computed key hashes to the same slot as the declared ones.
 
-Shared layout of KEYS[1..14] (``CORE``) in every script:
+Shared layout of KEYS[1..14] (``CORE``) in every script; the caller sends only KEYS[1]
+followed by the step's own keys, and the prelude derives KEYS[2..14] from KEYS[1]
+(``CORE_SUFFIXES``), so the step's own keys are KEYS[15..] inside the script:
   KEYS[1] calls      hash  sid -> call info JSON (queue, priority, arrived, wrap, ...)
   KEYS[2] waiting    zset  sid scored by ORIGINAL arrival time (overflow/callback keep it)
   KEYS[3] held       hash  sid -> agent id (reserved or on a call)
@@ -33,31 +35,53 @@ contains ``{route}``, so those keys hash to the same slot as the declared ones.
 
 from __future__ import annotations
 
-_PRELUDE = r"""
+# Suffixes of KEYS[1..14] after "<prefix>:{route}:" (the names in ivr.keys.Keys).
+CORE_SUFFIXES = ("calls", "waiting", "held", "callbacks", "stats", "handled", "ended", "free:ended", "free:avail",
+                 "free:rr", "free:order", "timers", "presence", "roster")
+
+_EXPAND = (
+    "-- Only KEYS[1] (calls) of CORE is sent (each argument costs the client time): the other\n"
+    "-- CORE keys are derived from it, carry the same {route} tag, so they are in the same slot.\n"
+    "local BASE = string.sub(KEYS[1], 1, -6)\n"
+    "local KEYS = (function(declared)\n"
+    "  local k = {declared[1]"
+    + "".join(f", BASE .. '{suffix}'" for suffix in CORE_SUFFIXES[1:])
+    + "}\n"
+    "  for i = 2, #declared do k[#k + 1] = declared[i] end\n"
+    "  return k\n"
+    "end)(KEYS)\n"
+)
+
+_PRELUDE = _EXPAND + r"""
 local now = tonumber(ARGV[1])
 local chan = ARGV[2]
 local function emit(t) t.at = now; redis.call('PUBLISH', chan, cjson.encode(t)) end
 local TIMED = {reserved = true, wrap_up = true, paused = true}
--- file the agent in the indexes by their hash (roster agents only)
+-- file the agent in the indexes by their hash (roster agents only). Only the free indexes
+-- the rules use are kept (roster field '~indexes', e.g. ',ended,order,'); a write is skipped
+-- when the membership already matches (writes cost far more than reads inside a script).
 local function index(key, id)
-  local ord = redis.call('HGET', KEYS[14], id)
+  local r = redis.call('HMGET', KEYS[14], id, '~indexes')
+  local ord, kinds = r[1], r[2] or ''
   local m = ord and (string.format('%06d:', tonumber(ord)) .. id)
   local f = redis.call('HMGET', key, 'state', 'until', 'hb', 'ended_at', 'avail_at', 'offered_at')
   local state = f[1]
+  local was_free = m and redis.call('ZSCORE', KEYS[11], m)
   if m and state == 'available' then
     local ended, avail = f[4] or '0', f[5] or '0'
     if (tonumber(avail) or 0) < (tonumber(ended) or 0) then avail = ended end
-    redis.call('ZADD', KEYS[8], ended, m)
-    redis.call('ZADD', KEYS[9], avail, m)
-    redis.call('ZADD', KEYS[10], f[6] or '0', m)
-    redis.call('ZADD', KEYS[11], ord, m)
-  elseif m then
+    if string.find(kinds, ',ended,', 1, true) then redis.call('ZADD', KEYS[8], ended, m) end
+    if string.find(kinds, ',avail,', 1, true) then redis.call('ZADD', KEYS[9], avail, m) end
+    if string.find(kinds, ',rr,', 1, true) then redis.call('ZADD', KEYS[10], f[6] or '0', m) end
+    if not was_free then redis.call('ZADD', KEYS[11], ord, m) end
+  elseif was_free then
     for i = 8, 11 do redis.call('ZREM', KEYS[i], m) end
   end
   if m and TIMED[state] then redis.call('ZADD', KEYS[12], f[2] or '0', id) else redis.call('ZREM', KEYS[12], id) end
+  local seen = redis.call('ZSCORE', KEYS[13], id)
   if m and (TIMED[state] or state == 'available') then
-    redis.call('ZADD', KEYS[13], f[3] or '0', id)
-  else
+    if tonumber(seen) ~= (tonumber(f[3] or 0) or 0) then redis.call('ZADD', KEYS[13], f[3] or '0', id) end
+  elseif seen then
     redis.call('ZREM', KEYS[13], id)
   end
 end
@@ -218,7 +242,6 @@ if mode == 'hangup' then
   redis.call('ZADD', KEYS[7], now, sid)
   redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', ARGV[7])
 end
-local info = info_of(sid) or {}
 local agent = redis.call('HGET', KEYS[3], sid)
 local result = 'unknown'
 if agent then
@@ -234,6 +257,7 @@ if agent then
   redis.call('HDEL', KEYS[3], sid)
   result = 'released'
 elseif redis.call('ZREM', KEYS[2], sid) == 1 then
+  local info = info_of(sid) or {}
   if mode == 'hangup' then
     redis.call('HINCRBY', KEYS[5], 'abandoned:' .. (info.queue or '?') .. ':' .. day, 1)
   end
@@ -389,20 +413,22 @@ REINDEX = _script(r"""
 -- in), record each agent's roster position, and rebuild the indexes from the agent hashes.
 -- Run on every adoption of a roster (and to repair); agents off the roster leave the indexes.
 -- KEYS[1..14] CORE; KEYS[15..] the roster's agent hashes, in roster order.
--- ARGV[1] now, ARGV[2] channel, ARGV[3..] agent ids in KEYS order (ARGV[i - 12] for KEYS[i]).
+-- ARGV[1] now, ARGV[2] channel, ARGV[3] the free indexes the rules use (',ended,order,', ...),
+-- ARGV[4..] agent ids in KEYS order (ARGV[i - 11] for KEYS[i]).
 -- Returns the number of agent hashes created.
 """, r"""
 for i = 8, 14 do redis.call('DEL', KEYS[i]) end
+redis.call('HSET', KEYS[14], '~indexes', ARGV[3])
 local made = 0
 for i = 15, #KEYS do
-  local id = ARGV[i - 12]
+  local id = ARGV[i - 11]
   redis.call('HSET', KEYS[14], id, i - 15)
   if redis.call('HSETNX', KEYS[i], 'state', 'offline') == 1 then
     redis.call('HSET', KEYS[i], 'since', now, 'reason', 'not logged in yet', 'call', '')
     made = made + 1
   end
 end
-for i = 15, #KEYS do index(KEYS[i], ARGV[i - 12]) end
+for i = 15, #KEYS do index(KEYS[i], ARGV[i - 11]) end
 return made
 """)
 
@@ -438,14 +464,15 @@ ROUTE = _script(r"""
 -- take this call now (rules version, category, relaxation stage; see Keys.route_eligible).
 -- ARGV[1] now, ARGV[2] channel, ARGV[3] sid, ARGV[4] call info JSON object (this step adds
 -- its "sticky" field), ARGV[5] original arrival, ARGV[6] reservation deadline,
--- ARGV[7] heartbeat cutoff (0 = off), ARGV[8] queue, ARGV[9] agent key prefix,
--- ARGV[10] strategy: 'ended' | 'avail' | 'rr' | 'order' (read that free index in order)
+-- ARGV[7] heartbeat cutoff (0 = off), ARGV[8] queue,
+-- ARGV[9] strategy: 'ended' | 'avail' | 'rr' | 'order' (read that free index in order)
 -- or 'calls:<day>' | 'talk:<day>' (the least of that field, then idle, then position),
--- ARGV[11] idle measure for ties: 'ended' | 'avail', ARGV[12] sticky on: '1' | '0'.
+-- ARGV[10] idle measure for ties: 'ended' | 'avail', ARGV[11] sticky on: '1' | '0'.
+-- Agent keys are BASE .. 'agent:' .. id (the {route} tag again).
 -- Returns {'agent', id} | {'queued', ''} | {'waiting', ''} (already in line) | {'gone', ''}
 -- | {'slow', ''} | {'noelig', ''} (the eligible set is missing: write it, run again).
 """, r"""
-local sid, prefix = ARGV[3], ARGV[9]
+local sid, prefix = ARGV[3], BASE .. 'agent:'
 local held = redis.call('HGET', KEYS[3], sid)
 if held then return {'agent', held} end
 if redis.call('ZSCORE', KEYS[2], sid) then return {'waiting', ''} end
@@ -455,25 +482,28 @@ expire_due(prefix, ARGV[7])
 local free = redis.call('ZCARD', KEYS[11])
 if free > 0 and redis.call('ZCARD', KEYS[2]) > 0 then return {'slow', ''} end
 local sticky = ''
-if ARGV[12] == '1' then sticky = redis.call('GET', KEYS[15]) or '' end
+if ARGV[11] == '1' then sticky = redis.call('GET', KEYS[15]) or '' end
 local pick
 if free > 0 then
   if sticky ~= '' and redis.call('SISMEMBER', KEYS[16], sticky) == 1
       and redis.call('HGET', prefix .. sticky, 'state') == 'available' then
     pick = sticky
   end
-  local how = ARGV[10]
+  local how = ARGV[9]
   local zkey = ({ended = KEYS[8], avail = KEYS[9], rr = KEYS[10], order = KEYS[11]})[how]
+  if zkey and not string.find(redis.call('HGET', KEYS[14], '~indexes') or '', ',' .. how .. ',', 1, true) then
+    return {'slow', ''}  -- another worker's rules keep other indexes (a reload in progress)
+  end
   if not pick and zkey then
-    local from = 0
+    local from, size = 0, 4
     while not pick do
-      local batch = redis.call('ZRANGE', zkey, from, from + 15)
-      if #batch == 0 then break end
+      local batch = redis.call('ZRANGE', zkey, from, from + size - 1)
       for i = 1, #batch do
         local id = string.sub(batch[i], 8)
         if redis.call('SISMEMBER', KEYS[16], id) == 1 then pick = id break end
       end
-      from = from + 16
+      if #batch < size then break end
+      from, size = from + size, 32
     end
   elseif not pick then
     -- fewest calls / least talk today: the least value, then the longest idle, then position
@@ -484,7 +514,7 @@ if free > 0 then
       if redis.call('SISMEMBER', KEYS[16], id) == 1 then
         local f = redis.call('HMGET', prefix .. id, how, 'ended_at', 'avail_at')
         local v, idle = tonumber(f[1] or 0) or 0, tonumber(f[2] or 0) or 0
-        if ARGV[11] == 'avail' then idle = math.max(idle, tonumber(f[3] or 0) or 0) end
+        if ARGV[10] == 'avail' then idle = math.max(idle, tonumber(f[3] or 0) or 0) end
         if not pick or v < best_v or (v == best_v and idle < best_idle) then
           pick, best_v, best_idle = id, v, idle
         end
