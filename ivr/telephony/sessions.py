@@ -41,6 +41,9 @@ class SessionStore:
         pipe.hset(key, mapping=session.to_hash())
         pipe.expire(key, self.ttl_s)
         pipe.zadd(self.keys.live_calls(), {sid: now})
+        # A call whose status callback never came would stay "live" forever; its session
+        # has expired by now, so its entry in the index goes too.
+        pipe.zremrangebyscore(self.keys.live_calls(), "-inf", now - self.ttl_s)
         pipe.execute()
         self._publish(session)
         return session, True

@@ -1,0 +1,106 @@
+"""Fixtures for capacity and fault tests: real `ivr serve` processes and a Twilio that misbehaves."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+PUBLIC_URL = "https://hotline.test"
+TWILIO_TOKEN = "resilience-twilio-token"
+API_TOKEN = "resilience-api-token"
+KO = "+8215880000"
+SPEECH = ROOT / "tests" / "fixtures" / "speech"
+
+
+def write_config(folder: Path, *, agents: int = 2, edit=None, rules_edit=None) -> Path:
+    """A scratch config (absolute paths, bench agents with every skill) and its own classifier file."""
+    from ivr.bench.target import scratch_config
+
+    shutil.copytree(ROOT / "intents", folder / "intents", dirs_exist_ok=True)
+
+    def own_files(data):
+        data["classifier"]["data_dir"] = str(folder / "intents")
+        data["classifier"]["model_path"] = str(folder / "model.joblib")
+        if edit:
+            edit(data)
+
+    path = scratch_config(ROOT / "config.yaml", folder, agents=agents, edit=own_files)
+    if rules_edit is not None:
+        import yaml
+
+        rules_path = folder / "rules.yaml"
+        rules = yaml.safe_load(rules_path.read_text(encoding="utf-8"))
+        rules_edit(rules)
+        rules_path.write_text(yaml.safe_dump(rules, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def env_for(redis_url: str) -> dict[str, str]:
+    return {"REDIS_URL": redis_url, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "IVR_PUBLIC_URL": PUBLIC_URL,
+            "IVR_API_TOKEN": API_TOKEN, "IVR_LOG_LEVEL": "WARNING"}
+
+
+def load(path: Path, redis_url: str):
+    from ivr import config as config_mod
+
+    return config_mod.load(path, env=env_for(redis_url))
+
+
+def pretrain(path: Path, redis_url: str):
+    """Train (or load) the classifier once, so servers started together do not both write it."""
+    from ivr.intents.classifier import load_classifier
+
+    return load_classifier(load(path, redis_url))
+
+
+def api(base_url: str, method: str, path: str, **kw) -> requests.Response:
+    headers = kw.pop("headers", {}) | {"Authorization": f"Bearer {API_TOKEN}"}
+    return requests.request(method, base_url + path, headers=headers, timeout=10, **kw)
+
+
+def on_shift(base_url: str, *agent_ids: str) -> None:
+    for agent_id in agent_ids:
+        resp = api(base_url, "POST", f"/api/agents/{agent_id}/status", json={"status": "available"})
+        assert resp.status_code == 200, resp.text
+
+
+def wait_for(predicate, timeout_s: float = 30.0, every_s: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def standin(connect_to: str, **kw):
+    from ivr.telephony.standin import TwilioStandIn
+
+    kw.setdefault("speed", 4.0)
+    return TwilioStandIn(PUBLIC_URL, TWILIO_TOKEN, connect_to=connect_to, **kw)
+
+
+@pytest.fixture
+def servers(tmp_path):
+    """Factory: ``servers(config_path, redis_url, workers=1)`` → a started ServerProcess (stopped after)."""
+    from ivr.bench.target import ServerProcess
+
+    started = []
+
+    def start(config_path: Path, redis_url: str, workers: int = 1, ready: bool = True):
+        n = len(started)
+        # each server its own metrics folder: `ivr serve` empties it when it starts
+        env = env_for(redis_url) | {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / f"metrics-{n}")}
+        server = ServerProcess(config_path, workers=workers, threads=16, env=env, log_path=tmp_path / f"serve-{n}.log")
+        started.append(server)
+        return server.start(ready=ready)
+
+    yield start
+    for server in started:
+        server.stop()
