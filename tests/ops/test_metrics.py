@@ -139,8 +139,9 @@ def test_optional_bearer_token(app_client, monkeypatch):
 def test_worker_processes_add_up(app_client, tmp_path, monkeypatch):
     """Two processes count into the multiprocess folder; a scrape anywhere sees the sum."""
     client, _ = app_client
+    monkeypatch.setenv(multiproc.ENV, "")  # whatever prepare() sets is undone after the test
     folder = multiproc.prepare(tmp_path / "prom")
-    monkeypatch.setenv(multiproc.ENV, str(folder))  # restored after the test
+    assert os.environ[multiproc.ENV] == str(folder)
     script = textwrap.dedent("""
         import sys
         from ivr.ops import metrics
