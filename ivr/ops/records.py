@@ -259,3 +259,54 @@ def maybe_purge(folder: str | Path, retention_days: int | float) -> None:
         purge_recordings(folder, retention_days)
     except Exception:
         log.exception("recording purge failed", extra={"folder": name})
+
+
+# --- benchmark: `python -m ivr.ops.records [N]` ----------------------------------------------
+
+def _bench(n: int = 60000) -> None:  # pragma: no cover - a measuring tool
+    """Write N records (a month at 2,000 calls a day by default) into a scratch embedded
+    Redis, export them both ways and find one: times, and memory growth while exporting."""
+    import os
+    import resource
+    import tempfile
+
+    from ivr.keys import Keys
+    from ivr.ops.cli import export
+    from ivr.store import EmbeddedRedis, connect
+
+    sample = {"sid": "", "hotline": "ko", "language": "ko", "caller": "+82******5678", "started_at": 1.0,
+              "ended_at": 2.0, "duration_s": 61.0, "transcript": "결제가 두 번 됐어요 환불해 주세요",
+              "earlier_transcripts": [], "speech": {"outcome": "ok", "turn": 0, "words": 5, "decode_latency_ms": 210},
+              "category": "payment", "confidence": 0.8, "runner_up": "refund", "reprompts": 0,
+              "routed_on_first_utterance": True, "queue": "billing", "wait_s": 3.2, "agent": "minji",
+              "dial_outcomes": [{"agent": "minji", "status": "completed"}], "fallback": False,
+              "outcome": "answered", "audio_path": ""}
+    with tempfile.TemporaryDirectory() as folder, EmbeddedRedis(folder) as server:
+        redis, keys = connect(server.url), Keys("bench")
+        t0 = time.perf_counter()
+        for i in range(n):
+            write_record(redis, keys, dict(sample, sid=f"CA{i:032d}"), 31)
+        took = time.perf_counter() - t0
+        print(f"write_record: {n} records in {took:.1f} s ({took / n * 1e6:.0f} us each)")
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        for fmt in ("jsonl", "csv"):
+            with open(os.devnull, "w") as out:
+                t0 = time.perf_counter()
+                count = export(redis, keys, out, fmt, None, None)
+                took = time.perf_counter() - t0
+            print(f"export {fmt}: {count} records in {took:.1f} s ({count / took:.0f}/s)")
+        grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+        print(f"peak memory grew by {grown:.1f} MB while exporting")
+        t0 = time.perf_counter()
+        find_record(redis, keys, f"CA{0:032d}")
+        print(f"find_record (oldest, by its reference key): {(time.perf_counter() - t0) * 1e3:.2f} ms")
+        redis.delete(keys.record_ref(f"CA{0:032d}"))
+        t0 = time.perf_counter()
+        find_record(redis, keys, f"CA{0:032d}")
+        print(f"find_record (oldest, by scanning): {(time.perf_counter() - t0) * 1e3:.0f} ms")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    _bench(int(sys.argv[1]) if len(sys.argv) > 1 else 60000)
