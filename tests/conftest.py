@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 from pathlib import Path
@@ -140,10 +141,10 @@ class LiveHotline:
 
 @pytest.fixture
 def live_hotline(tmp_path, redis_server, engine, trained_classifier, clean_env):
-    """Factory: ``live_hotline(rules=..., agents=..., **config_overrides)`` → a served :class:`LiveHotline`.
+    """Factory: ``live_hotline(rules=..., agents=..., config=...)`` → a served :class:`LiveHotline`.
 
-    ``rules``/``agents`` are functions editing the copied YAML text (e.g. to make every agent
-    present without heartbeats, or to shorten the maximum wait)."""
+    ``rules``/``agents``/``config`` are functions editing the copied YAML text (e.g. to
+    shorten the maximum wait). Agents need no heartbeats unless ``heartbeats=True``."""
     from ivr import config as config_mod
     from ivr.app import create_app
     from ivr.keys import Keys
@@ -154,8 +155,9 @@ def live_hotline(tmp_path, redis_server, engine, trained_classifier, clean_env):
 
     started = []
 
-    def start(rules=None, agents=None, heartbeats=False):
-        shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    def start(rules=None, agents=None, config=None, heartbeats=False):
+        text = (ROOT / "config.yaml").read_text(encoding="utf-8")
+        (tmp_path / "config.yaml").write_text(config(text) if config else text, encoding="utf-8")
         for folder in ("routing", "intents"):
             shutil.copytree(ROOT / folder, tmp_path / folder, dirs_exist_ok=True)
         rules_file = tmp_path / "routing" / "rules.yaml"
@@ -173,7 +175,9 @@ def live_hotline(tmp_path, redis_server, engine, trained_classifier, clean_env):
         client.flushall()
         store = Store(client, cfg.redis.key_prefix)
         keys = Keys(cfg.redis.key_prefix)
-        services = Services(config=cfg, store=store, keys=keys, speech=engine, classifier=trained_classifier,
+        limits = cfg.classifier.thresholds
+        classifier = copy.copy(trained_classifier).with_thresholds(limits.confident, limits.reprompt)
+        services = Services(config=cfg, store=store, keys=keys, speech=engine, classifier=classifier,
                             router=Router.from_config(cfg, client, keys))
         base_url, stop = serve_in_thread(create_app(cfg, services))
         hotline = LiveHotline(cfg, services, base_url, stop)

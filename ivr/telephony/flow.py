@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 WAIT_PAUSE_S = 4  # how often a queued caller's line checks for an assigned agent
 DIAL_TIMEOUT_S = 20
+ENDED_GRACE_S = 600  # an ended call's session lingers this long, for retried status callbacks
 
 
 def listen_twiml(ctx: CallContext, session: Session, hotline: Hotline, prompt: str, reprompt: bool = False) -> str:
@@ -179,4 +180,11 @@ def call_over(ctx: CallContext, sid: str, call_status: str, duration_s: float) -
     from ivr.telephony import record
 
     record.write(ctx, session, duration_s)
-    ctx.redis.hset(ctx.keys.call(sid), "recorded", "1")
+    # The record is the call's memory now: keep the session only long enough to answer
+    # Twilio's retries of this callback, then nothing of the call is left in Redis.
+    pipe = ctx.redis.pipeline(transaction=True)
+    pipe.hset(ctx.keys.call(sid), "recorded", "1")
+    pipe.expire(ctx.keys.call(sid), ENDED_GRACE_S)
+    pipe.expire(ctx.keys.call_events(sid), ENDED_GRACE_S)
+    pipe.zrem(ctx.keys.live_calls(), sid)
+    pipe.execute()
