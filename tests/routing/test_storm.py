@@ -15,3 +15,4 @@ def test_storm_has_no_double_booking_no_lost_call_and_consistent_agents(redis, r
     assert result["missed_offers"] > 0 and result["decisions"] > 1000 + result["missed_offers"]
     assert result["final_states"] == ["available"] and result["agents_with_a_call_left"] == []
     assert result["leftovers"] == {"waiting": 0, "held": 0, "calls": 0}
+    assert result["index_problems"] == []  # the free/timer/presence indexes match every agent's hash
