@@ -51,6 +51,7 @@ class Snapshot:
     handled: list[str]
     sticky: str = ""
     extra: dict = field(default_factory=dict)
+    indexed: bool = True  # False: Redis has no roster (never indexed, or lost): reindex
 
     def waiting_calls(self) -> list[WaitingCall]:
         out = []
@@ -149,9 +150,11 @@ class Ledger:
     def snapshot(self, agent_ids: list[str], day: str, sticky_key: str | None = None) -> Snapshot:
         """Everything a decision needs, in one round trip (the SNAPSHOT script)."""
         k = self.keys
-        keys = self.core() + [sticky_key or k.route_sticky("-")] + [k.route_agent(a) for a in agent_ids]
-        raw = json.loads(self.one("snapshot", keys, [0, "", day, 200]))
-        views = {a: AgentView.from_row(a, row) for a, row in zip(agent_ids, _list(raw.get("agents")))}
+        raw = json.loads(self.one("snapshot", self.core() + [sticky_key or k.route_sticky("-")], [0, "", day, 200]))
+        ids = _list(raw.get("ids"))
+        rows = dict(zip(ids, _list(raw.get("agents"))))
+        # an agent of these rules missing from the roster in force (a reload under way) shows offline
+        views = {a: AgentView.from_row(a, rows[a]) if a in rows else AgentView(a) for a in agent_ids}
         calls = {}
         for sid, info in _pairs(raw.get("calls")):
             try:
@@ -160,7 +163,8 @@ class Ledger:
                 continue
         waiting = {sid: float(score) for sid, score in _pairs(raw.get("waiting"))}
         return Snapshot(views, calls, waiting, dict(_pairs(raw.get("held"))), set(_list(raw.get("callbacks"))),
-                        _list(raw.get("handled")), (raw.get("sticky") or "") if sticky_key else "")
+                        _list(raw.get("handled")), (raw.get("sticky") or "") if sticky_key else "",
+                        indexed=bool(ids))
 
     def stats(self) -> dict[str, str]:
         return _decode(self.redis.hgetall(self.keys.route_stats())) or {}

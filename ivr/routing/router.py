@@ -356,6 +356,9 @@ class Router:
         ids = [a.id for a in rules.roster.agents]
         day = self._day(rules, now)
         snap = self.ledger.snapshot(ids, day, sticky_key)
+        if not snap.indexed:  # Redis lost the roster and indexes (flushed): rebuild, read again
+            self._roster_changed(rules)
+            snap = self.ledger.snapshot(ids, day, sticky_key)
         due = selection.due(rules, snap.views, now)
         if due:
             keys = self.ledger.core() + [self.keys.route_agent(i) for i in due]
@@ -383,6 +386,9 @@ class Router:
         kind, agent = self.ledger.one("route", keys, args)
         if kind == "noelig":  # first call of this kind under these rules (or the set expired)
             self._write_eligible(fast)
+            kind, agent = self.ledger.one("route", keys, args)
+        if kind == "reindex":  # Redis lost the roster and indexes: rebuild them from the agents' hashes
+            self._roster_changed(rules)
             kind, agent = self.ledger.one("route", keys, args)
         return kind, agent
 

@@ -434,17 +434,25 @@ return made
 
 SNAPSHOT = _script(r"""
 -- SNAPSHOT: read everything a routing decision needs, as one JSON string (read-only).
--- One bulk reply parses far faster in Python than hundreds of RESP fields.
--- KEYS[1..14] CORE; KEYS[15] the caller's sticky key (or any {route} key); KEYS[16..] agent hashes.
+-- One bulk reply parses far faster in Python than hundreds of RESP fields. The agents are
+-- those of the roster in force (KEYS[14]), so no agent key needs to be sent.
+-- KEYS[1..14] CORE; KEYS[15] the caller's sticky key (or any {route} key).
 -- ARGV[1] now, ARGV[2] channel (unused), ARGV[3] day, ARGV[4] how many handling times to return.
--- Returns JSON {agents: [[state, call, until, hb, ended_at, avail_at, offered_at, answered_at,
--- since, misses, reason, calls today, talk today]...], calls, waiting, held, callbacks, handled, sticky}.
+-- Returns JSON {ids: [agent id...], agents: [[state, call, until, hb, ended_at, avail_at, offered_at,
+-- answered_at, since, misses, reason, calls today, talk today]...] (in ids order), calls, waiting,
+-- held, callbacks, handled, sticky}; ids is empty when the roster was never indexed (or lost).
 """, r"""
 local day = ARGV[3]
-local out = {agents = {}}
-for i = 16, #KEYS do
-  out.agents[i - 15] = redis.call('HMGET', KEYS[i], 'state', 'call', 'until', 'hb', 'ended_at', 'avail_at',
-    'offered_at', 'answered_at', 'since', 'misses', 'reason', 'calls:' .. day, 'talk:' .. day)
+local prefix = BASE .. 'agent:'
+local out = {ids = {}, agents = {}}
+local roster = redis.call('HGETALL', KEYS[14])
+for i = 1, #roster, 2 do
+  local id = roster[i]
+  if id ~= '~indexes' then
+    out.ids[#out.ids + 1] = id
+    out.agents[#out.agents + 1] = redis.call('HMGET', prefix .. id, 'state', 'call', 'until', 'hb', 'ended_at',
+      'avail_at', 'offered_at', 'answered_at', 'since', 'misses', 'reason', 'calls:' .. day, 'talk:' .. day)
+  end
 end
 out.calls = redis.call('HGETALL', KEYS[1])
 out.waiting = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
@@ -470,7 +478,8 @@ ROUTE = _script(r"""
 -- ARGV[10] idle measure for ties: 'ended' | 'avail', ARGV[11] sticky on: '1' | '0'.
 -- Agent keys are BASE .. 'agent:' .. id (the {route} tag again).
 -- Returns {'agent', id} | {'queued', ''} | {'waiting', ''} (already in line) | {'gone', ''}
--- | {'slow', ''} | {'noelig', ''} (the eligible set is missing: write it, run again).
+-- | {'slow', ''} | {'noelig', ''} (the eligible set is missing: write it, run again)
+-- | {'reindex', ''} (no roster in Redis: run REINDEX, then this again).
 """, r"""
 local sid, prefix = ARGV[3], BASE .. 'agent:'
 local held = redis.call('HGET', KEYS[3], sid)
@@ -478,6 +487,8 @@ if held then return {'agent', held} end
 if redis.call('ZSCORE', KEYS[2], sid) then return {'waiting', ''} end
 if redis.call('ZSCORE', KEYS[7], sid) then return {'gone', ''} end
 if redis.call('EXISTS', KEYS[16]) == 0 then return {'noelig', ''} end
+local kept = redis.call('HGET', KEYS[14], '~indexes')
+if not kept then return {'reindex', ''} end  -- the roster and indexes were lost (flushed Redis)
 expire_due(prefix, ARGV[7])
 local free = redis.call('ZCARD', KEYS[11])
 if free > 0 and redis.call('ZCARD', KEYS[2]) > 0 then return {'slow', ''} end
@@ -491,7 +502,7 @@ if free > 0 then
   end
   local how = ARGV[9]
   local zkey = ({ended = KEYS[8], avail = KEYS[9], rr = KEYS[10], order = KEYS[11]})[how]
-  if zkey and not string.find(redis.call('HGET', KEYS[14], '~indexes') or '', ',' .. how .. ',', 1, true) then
+  if zkey and not string.find(kept, ',' .. how .. ',', 1, true) then
     return {'slow', ''}  -- another worker's rules keep other indexes (a reload in progress)
   end
   if not pick and zkey then

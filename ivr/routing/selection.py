@@ -16,9 +16,9 @@ FREE, RESERVED, ON_CALL, WRAP_UP, PAUSED, OFFLINE = "available", "reserved", "on
 STATES = (FREE, RESERVED, ON_CALL, WRAP_UP, PAUSED, OFFLINE)
 
 
-@dataclass(frozen=True)
+@dataclass
 class AgentView:
-    """One agent's live state as stored in its Redis hash."""
+    """One agent's live state as stored in its Redis hash (a plain record: never changed)."""
 
     id: str
     state: str = OFFLINE
@@ -38,10 +38,12 @@ class AgentView:
     @classmethod
     def from_row(cls, agent_id: str, row: list) -> "AgentView":
         """From the SNAPSHOT script's HMGET row (missing fields are false)."""
-        row = list(row) + [False] * (13 - len(row))
-        f = [float(v) if v and i not in (0, 1, 10) else 0.0 for i, v in enumerate(row)]
-        return cls(agent_id, row[0] or OFFLINE, row[1] or "", f[2], f[3], f[4], f[5], f[6], f[7], f[8], int(f[9]),
-                   row[10] or "", int(f[11]), f[12])
+        if len(row) < 13:
+            row = list(row) + [False] * (13 - len(row))
+        state, call, until, hb, ended, avail, offered, answered, since, misses, reason, calls, talk = row[:13]
+        return cls(agent_id, state or OFFLINE, call or "", float(until or 0), float(hb or 0), float(ended or 0),
+                   float(avail or 0), float(offered or 0), float(answered or 0), float(since or 0),
+                   int(float(misses or 0)), reason or "", int(float(calls or 0)), float(talk or 0))
 
     @classmethod
     def from_hash(cls, agent_id: str, h: dict, day: str) -> "AgentView":
