@@ -230,3 +230,16 @@ def test_keys_of_the_indexes_share_the_route_slot():
     for key in (k.route_free("ended"), k.route_timers(), k.route_presence(), k.route_roster(),
                 k.route_eligible("v1", "human", 0)):
         assert "{route}" in key
+
+
+def test_a_flushed_redis_is_indexed_again_by_itself(build, mk, redis):
+    router = build()
+    assert router.route(mk.call("CA1", "human")).agent.id == "ann"
+    redis.flushall()  # e.g. a failover to an empty replica: agents must log in again
+    d = router.route(mk.call("CA2", "human"))
+    assert d.kind == "queued" and d.position == 1
+    assert problems(router, redis) == []
+    assert mk.state(router, "ann")["reason"] == "not logged in yet"
+    assert router.set_status("bob", "available")["ok"]
+    assert router.poll("CA2").agent.id == "bob"
+    assert problems(router, redis) == []
