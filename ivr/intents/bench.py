@@ -100,19 +100,28 @@ def inscope_and_oos(pred: np.ndarray, y: np.ndarray, oos: str = "oos") -> tuple[
     return float(np.mean(pred[ins] == y[ins])), float(np.mean(pred[~ins] == oos))
 
 
-def choose_threshold(labels: np.ndarray, conf: np.ndarray, y: np.ndarray, max_drop: float = 0.02) -> float:
-    """The highest threshold that keeps validation in-scope accuracy within ``max_drop`` of
-    its value without a threshold: as much out-of-scope recall as that accuracy allows."""
-    base, _ = inscope_and_oos(apply_threshold(labels, conf, 0.0), y)
-    best_t = 0.0
-    for t in np.linspace(0.0, 0.95, 96):
-        acc, _ = inscope_and_oos(apply_threshold(labels, conf, t), y)
-        if acc >= base - max_drop:
-            best_t = float(t)
-    return best_t
+# Out-of-scope recall the CLINC150 threshold aims for on the validation split: the issue's
+# floor (0.60) plus about one standard error of a recall measured on its 100 validation
+# out-of-scope queries (sqrt(0.65 * 0.35 / 100) ~ 0.05), so the test figure is not a coin flip.
+TARGET_OOS_RECALL = 0.65
 
 
-def clinc150(folder: Path, sample: int = 0) -> dict:
+def choose_threshold(labels: np.ndarray, conf: np.ndarray, y: np.ndarray,
+                     target_recall: float = TARGET_OOS_RECALL, oos: str = "oos") -> float:
+    """The lowest confidence threshold whose out-of-scope recall on these (validation)
+    queries reaches ``target_recall``: the target met at the least in-scope cost, since
+    in-scope accuracy can only fall as the threshold rises."""
+    out = y == oos
+    if not out.any():
+        return 0.0
+    for t in np.unique(np.concatenate([[0.0], conf[conf >= 0.0]])):
+        _, recall = inscope_and_oos(apply_threshold(labels, conf, float(t)), y, oos)
+        if recall >= target_recall:
+            return float(t)
+    return 1.0
+
+
+def clinc150(folder: Path, sample: int = 0, target_recall: float = TARGET_OOS_RECALL) -> dict:
     with open(folder / "clinc150" / "data_full.json", encoding="utf-8") as f:
         d = json.load(f)
 
@@ -126,12 +135,15 @@ def clinc150(folder: Path, sample: int = 0) -> dict:
     started = time.perf_counter()
     model = IntentModel().fit(Xtr, ytr)
     train_s = time.perf_counter() - started
-    threshold = choose_threshold(*oos_scores(model, Xva), np.array(yva))
+    val_labels, val_conf = oos_scores(model, Xva)
+    threshold = choose_threshold(val_labels, val_conf, np.array(yva), target_recall)
+    val_acc, val_rec = inscope_and_oos(apply_threshold(val_labels, val_conf, threshold), np.array(yva))
     labels, conf = oos_scores(model, Xte)
     acc, rec = inscope_and_oos(apply_threshold(labels, conf, threshold), np.array(yte))
     acc0, rec0 = inscope_and_oos(apply_threshold(labels, conf, 0.0), np.array(yte))
     p50, p99 = latency_ms(model.proba_one, Xte)
     return {"benchmark": "clinc150", "train": len(Xtr), "test": len(Xte), "threshold": threshold,
+            "val_inscope_accuracy": val_acc, "val_oos_recall": val_rec,
             "inscope_accuracy": acc, "oos_recall": rec, "inscope_accuracy_no_threshold": acc0,
             "oos_recall_no_threshold": rec0, "train_s": train_s, "latency_p50_ms": p50, "latency_p99_ms": p99}
 

@@ -131,6 +131,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([{"language": r.language, "n": len(r.y_true), "accuracy": round(r.accuracy, 4),
                            "macro_f1": round(r.macro_f1, 4), "brier": round(r.brier, 4),
+                           "ece": round(r.calibration_error(), 4), "groups": r.groups,
                            "per_category": r.per_category} for r in reports], ensure_ascii=False))
     else:
         print(evaluate.render(reports))

@@ -57,6 +57,18 @@ class Report:
             rows.append((low, min(high, 1.0), int(inside.sum()), float(right[inside].mean()) if inside.any() else 0.0))
         return rows
 
+    def calibration_error(self, bins: int = 10) -> float:
+        """Expected calibration error: the mean |confidence - accuracy| over equal-width
+        confidence bins, weighted by how many predictions fall in each (0 = perfectly calibrated)."""
+        conf = np.array(self.confidence)
+        right = np.array(self.y_true) == np.array(self.y_pred)
+        if not len(conf):
+            return 0.0
+        which = np.minimum((conf * bins).astype(int), bins - 1)
+        gap = sum(abs(conf[which == b].mean() - right[which == b].mean()) * np.sum(which == b)
+                  for b in range(bins) if np.any(which == b))
+        return float(gap / len(conf))
+
     def matrix(self) -> np.ndarray:
         return confusion_matrix(self.y_true, self.y_pred, labels=self.labels)
 
@@ -142,7 +154,7 @@ def render(reports: list[Report]) -> str:
     for rep in reports:
         grouped = f" in {rep.groups} near-duplicate groups" if rep.groups and rep.groups < len(rep.y_true) else ""
         lines.append(f"== {rep.language}: {len(rep.y_true)} utterances{grouped}  accuracy {rep.accuracy:.3f}  "
-                     f"macro-F1 {rep.macro_f1:.3f}  Brier {rep.brier:.3f}")
+                     f"macro-F1 {rep.macro_f1:.3f}  Brier {rep.brier:.3f}  ECE {rep.calibration_error():.3f}")
         lines.append(f"   {'category':<18} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>5}")
         for label, m in rep.per_category.items():
             lines.append(f"   {label:<18} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1']:>6.3f} {m['support']:>5}")

@@ -3,9 +3,12 @@
 Features, built for short noisy transcripts in English, Chinese and Korean:
 
 - word unigrams and bigrams (a Chinese character counts as a word, since Chinese is
-  written without spaces and Vosk's segmentation varies);
+  written without spaces and Vosk's segmentation varies), with the sentence's start and
+  end as words too, so "<s> why" (a question about a reason) differs from "<s> how";
 - character n-grams inside words (1-5), which survive misrecognitions, inflection and
   Korean particles glued to or split from their noun;
+- character n-grams across word boundaries (2-5), which see short phrases whatever the
+  recognizer's spacing ("로그인 이" / "로그인이", "log in" / "login");
 - unordered pairs of prefix-stemmed content words anywhere in the utterance, so the linear
   model sees "card ... arrive" or "charged ... twice" together, whatever lies between.
 
@@ -33,7 +36,7 @@ from sklearn.pipeline import FeatureUnion
 from sklearn.svm import LinearSVC
 
 # Bumped whenever features or training change, so saved models are retrained.
-MODEL_VERSION = 3
+MODEL_VERSION = 4
 
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _PUNCT = re.compile(r"[^\w\s]|_", re.UNICODE)
@@ -59,8 +62,10 @@ def words(text: str) -> list[str]:
 
 
 def word_ngrams(text: str) -> list[str]:
+    """Words, and pairs of neighbours including the sentence's start ``<s>`` and end ``</s>``."""
     w = words(text)
-    return w + [f"{a} {b}" for a, b in zip(w, w[1:])]
+    bounded = ["<s>", *w, "</s>"]
+    return w + [f"{a} {b}" for a, b in zip(bounded, bounded[1:])]
 
 
 class CharNgrams:
@@ -76,6 +81,17 @@ class CharNgrams:
             for n in range(self.low, self.high + 1):
                 grams.extend(padded[i:i + n] for i in range(len(padded) - n + 1))
         return grams
+
+
+class SpanNgrams:
+    """Character n-grams of the whole space-padded utterance, across word boundaries."""
+
+    def __init__(self, low: int, high: int):
+        self.low, self.high = low, high
+
+    def __call__(self, text: str) -> list[str]:
+        padded = f" {text} "
+        return [padded[i:i + n] for n in range(self.low, self.high + 1) for i in range(len(padded) - n + 1)]
 
 
 def _stem(word: str, latin: int) -> str:
@@ -98,15 +114,18 @@ class IntentModel(ClassifierMixin, BaseEstimator):
     """Text -> intent with calibrated probabilities.
 
     Parameters: ``C`` the SVM's regularisation (larger fits the training data harder),
-    ``char_range`` the character n-gram sizes, ``stem`` the prefix length of stemmed
+    ``char_range`` the character n-gram sizes inside words, ``span_range`` those across
+    words (``None``: no such block), ``stem`` the prefix length of stemmed
     words in pairs, ``calibration_folds`` the folds of out-of-fold margins that fit the
     temperature (0 = no calibration, T = 1).
     """
 
-    def __init__(self, C: float = 0.5, char_range: tuple[int, int] = (1, 5), stem: int = 4,
+    def __init__(self, C: float = 0.5, char_range: tuple[int, int] = (1, 5),
+                 span_range: tuple[int, int] | None = (2, 5), stem: int = 4,
                  calibration_folds: int = 5, random_state: int = 0):
         self.C = C
         self.char_range = char_range
+        self.span_range = span_range
         self.stem = stem
         self.calibration_folds = calibration_folds
         self.random_state = random_state
@@ -115,11 +134,14 @@ class IntentModel(ClassifierMixin, BaseEstimator):
     def _features(self) -> FeatureUnion:
         def block(analyzer):
             return TfidfVectorizer(analyzer=analyzer, sublinear_tf=True, lowercase=False, dtype=np.float64)
-        return FeatureUnion([
+        blocks = [
             ("words", block(word_ngrams)),
             ("chars", block(CharNgrams(*self.char_range))),
             ("pairs", block(WordPairs(self.stem))),
-        ])
+        ]
+        if self.span_range:
+            blocks.append(("spans", block(SpanNgrams(*self.span_range))))
+        return FeatureUnion(blocks)
 
     def _svm(self) -> LinearSVC:
         return LinearSVC(C=self.C, random_state=self.random_state)

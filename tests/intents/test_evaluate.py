@@ -36,3 +36,11 @@ def test_cross_validation_never_tests_on_a_near_duplicate_of_training_data():
     assert ungrouped.accuracy == 1.0  # memorised variants
     assert grouped.accuracy < ungrouped.accuracy
     assert np.isclose(sum(m["support"] for m in grouped.per_category.values()), len(examples))
+
+
+def test_calibration_error_is_zero_when_confidence_matches_accuracy_and_grows_with_overconfidence():
+    y_true = ["a"] * 10
+    honest = evaluate.Report("en", ["a", "b"], y_true, ["a"] * 8 + ["b"] * 2, [0.8] * 10)
+    overconfident = evaluate.Report("en", ["a", "b"], y_true, ["a"] * 5 + ["b"] * 5, [0.99] * 10)
+    assert honest.calibration_error() < 1e-9
+    assert abs(overconfident.calibration_error() - 0.49) < 1e-9
