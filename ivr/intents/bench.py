@@ -50,14 +50,18 @@ def subsample(texts: list[str], labels: list[str], per_class: int) -> tuple[list
     return out_t, out_l
 
 
-def latency_ms(predict_one, texts: list[str], n: int = 500) -> tuple[float, float]:
-    """p50 and p99 of single calls, in milliseconds."""
-    samples = []
+def latency_ms(predict_one, texts: list[str], n: int = 500) -> tuple[float, float, float]:
+    """p50 and p99 of single calls in milliseconds of wall-clock time, and the p99 of the
+    CPU time they used: on a shared machine the wall-clock tail also measures the other
+    processes, the CPU time only this one."""
+    wall, cpu = [], []
     for text in (texts * (n // max(len(texts), 1) + 1))[:n]:
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.thread_time()
         predict_one(text)
-        samples.append(time.perf_counter() - started)
-    return float(np.percentile(samples, 50) * 1000), float(np.percentile(samples, 99) * 1000)
+        cpu.append(time.thread_time() - started_cpu)
+        wall.append(time.perf_counter() - started)
+    return (float(np.percentile(wall, 50) * 1000), float(np.percentile(wall, 99) * 1000),
+            float(np.percentile(cpu, 99) * 1000))
 
 
 def read_banking77(folder: Path) -> tuple[list, list, list, list]:
@@ -75,9 +79,9 @@ def banking77(folder: Path, sample: int = 0) -> dict:
     model = IntentModel().fit(Xtr, ytr)
     train_s = time.perf_counter() - started
     accuracy = float(np.mean(model.predict(Xte) == np.array(yte)))
-    p50, p99 = latency_ms(model.proba_one, Xte)
+    p50, p99, cpu99 = latency_ms(model.proba_one, Xte)
     return {"benchmark": "banking77", "train": len(Xtr), "test": len(Xte), "accuracy": accuracy,
-            "train_s": train_s, "latency_p50_ms": p50, "latency_p99_ms": p99}
+            "train_s": train_s, "latency_p50_ms": p50, "latency_p99_ms": p99, "latency_cpu_p99_ms": cpu99}
 
 
 def oos_scores(model: IntentModel, texts: list[str], oos: str = "oos") -> tuple[np.ndarray, np.ndarray]:
@@ -141,11 +145,12 @@ def clinc150(folder: Path, sample: int = 0, target_recall: float = TARGET_OOS_RE
     labels, conf = oos_scores(model, Xte)
     acc, rec = inscope_and_oos(apply_threshold(labels, conf, threshold), np.array(yte))
     acc0, rec0 = inscope_and_oos(apply_threshold(labels, conf, 0.0), np.array(yte))
-    p50, p99 = latency_ms(model.proba_one, Xte)
+    p50, p99, cpu99 = latency_ms(model.proba_one, Xte)
     return {"benchmark": "clinc150", "train": len(Xtr), "test": len(Xte), "threshold": threshold,
             "val_inscope_accuracy": val_acc, "val_oos_recall": val_rec,
             "inscope_accuracy": acc, "oos_recall": rec, "inscope_accuracy_no_threshold": acc0,
-            "oos_recall_no_threshold": rec0, "train_s": train_s, "latency_p50_ms": p50, "latency_p99_ms": p99}
+            "oos_recall_no_threshold": rec0, "train_s": train_s, "latency_p50_ms": p50, "latency_p99_ms": p99,
+            "latency_cpu_p99_ms": cpu99}
 
 
 def hotline(config) -> dict:
@@ -162,8 +167,8 @@ def hotline(config) -> dict:
     out = {"benchmark": "hotline", "train": len(examples), "train_s": train_s}
     for lang in model.languages:
         texts = [ex.text for ex in examples if ex.language == lang]
-        p50, p99 = latency_ms(lambda t, lang=lang: model.predict(t, lang), texts, 1000)
-        out[f"{lang}_p50_ms"], out[f"{lang}_p99_ms"] = p50, p99
+        p50, p99, cpu99 = latency_ms(lambda t, lang=lang: model.predict(t, lang), texts, 1000)
+        out[f"{lang}_p50_ms"], out[f"{lang}_p99_ms"], out[f"{lang}_cpu_p99_ms"] = p50, p99, cpu99
     return out
 
 
