@@ -85,6 +85,13 @@ def _retry_key(name: str, *parts: str) -> str:
     return f"{name}:{digest}"
 
 
+def _request_key(name: str) -> str:
+    """A retry repeats its parameters exactly, and each agent leg has its own DialCallSid.
+    Not the session: answering the first attempt changed it (the agent, the dial count)."""
+    form = request.form
+    return _retry_key(name, *(f"{k}={v}" for k in sorted(form) for v in form.getlist(k)))
+
+
 @bp.post("/voice")
 def voice():
     ctx = context()
@@ -202,7 +209,7 @@ def dialed():
     if session is None:
         return xml(fallback_twiml(ctx, sid))
     status = form.get("DialCallStatus", "failed")
-    key = _retry_key("dialed", form.get("DialCallSid", ""), status, session.agent, str(len(session.dial_outcomes)))
+    key = _request_key("dialed")
     return xml(_remember(ctx, sid, key, lambda: flow.after_dial(
         ctx, session, status, float(form.get("DialCallDuration") or 0))))
 
