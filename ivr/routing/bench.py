@@ -238,17 +238,16 @@ def _phased(client, router, start: float, phases: int, phase_s: float, tag: str,
     from ivr.routing.router import CallInfo
 
     perf = time.perf_counter
-    pings, ping_s, route_lat, release_s, n = 0, 0.0, [], 0.0, 0
+    route_lat, release_s, n, ping_lat = [], 0.0, 0, []
     while time.time() < start:
         time.sleep(0.001)
     for k in range(phases):
         end = start + (k + 1) * phase_s
         if k % 2 == 0:
-            t = perf()
             while time.time() < end:
+                t = perf()
                 client.ping()
-                pings += 1
-            ping_s += perf() - t
+                ping_lat.append(perf() - t)
             continue
         while time.time() < end:
             sid = f"CAbench{tag}x{n}"
@@ -259,8 +258,8 @@ def _phased(client, router, start: float, phases: int, phase_s: float, tag: str,
             release_s += perf() - t1
             route_lat.append(t1 - t0)
             n += 1
-    return {"pings": pings, "ping_s": ping_s, "decisions": n, "route_s": sum(route_lat), "release_s": release_s,
-            "latencies": route_lat}
+    return {"pings": len(ping_lat), "ping_s": sum(ping_lat), "decisions": n, "route_s": sum(route_lat),
+            "release_s": release_s, "latencies": route_lat, "ping_latencies": ping_lat}
 
 
 def rate_worker(url: str, rules_path: str, agents_path: str, start: float, phases: int, phase_s: float, tag: str,
@@ -288,7 +287,10 @@ def _summary(runs: list[dict]) -> dict:
     decisions = sum(r["decisions"] / r["route_s"] for r in runs)
     cycles = sum(r["decisions"] / (r["route_s"] + r["release_s"]) for r in runs)
     lat = [x for r in runs for x in r["latencies"]]
+    ping_lat = [x for r in runs for x in r["ping_latencies"]]
     out = {"pings_per_s": round(pings), "decisions_per_s": round(decisions),
+           "ping_ms_p50": round(_pct(ping_lat, 0.5), 3),
+           "median_route_over_median_ping": round(_pct(lat, 0.5) / max(_pct(ping_lat, 0.5), 1e-9), 2),
            "round_trips_per_decision": round(pings / decisions, 2),
            "route_and_release_per_s": round(cycles), "round_trips_per_route_and_release": round(pings / cycles, 2),
            "route_ms_p50": round(_pct(lat, 0.5), 3), "route_ms_p95": round(_pct(lat, 0.95), 3),
@@ -360,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:>12}: {r['decisions_per_s']:>6} decisions/s vs {r['pings_per_s']:>6} PING/s "
               f"-> a decision costs {r['round_trips_per_decision']} round trips "
               f"(with its release {r['round_trips_per_route_and_release']}); "
-              f"route p50 {r['route_ms_p50']} ms, p95 {r['route_ms_p95']} ms, p99 {r['route_ms_p99']} ms")
+              f"route p50 {r['route_ms_p50']} ms, p95 {r['route_ms_p95']} ms, p99 {r['route_ms_p99']} ms; "
+              f"PING p50 {r['ping_ms_p50']} ms (medians: a decision = {r['median_route_over_median_ping']} PINGs)")
         for page in ("agents_snapshot", "queues_snapshot"):
             if page in r:
                 print(f"{'':>12}  {page}() with {args.agents} agents: p50 {r[page]['ms_p50']} ms, "

@@ -31,6 +31,27 @@ def _decode(obj):
     return obj
 
 
+SEP = "\x1f"  # joins a step's arguments into one (the scripts split it; see scripts._EXPAND)
+
+
+def _text(value) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return repr(value)  # as redis-py sends a float: exact
+    return str(int(value))
+
+
+def pack(args: list) -> list[str]:
+    """A step's arguments as one string: each argument costs the client more than the split
+    costs the script. An argument holding the separator itself goes unpacked (rare)."""
+    parts = [a if a.__class__ is str else _text(a) for a in args]
+    joined = SEP.join(parts)
+    if len(parts) < 2 or joined.count(SEP) != len(parts) - 1:
+        return parts
+    return [joined]
+
+
 def _list(value) -> list:
     # cjson encodes an empty Lua table as {}
     return value if isinstance(value, list) else []
@@ -100,6 +121,7 @@ class Ledger:
 
     def one(self, name: str, keys: list[str], args: list):
         """Run one Lua step (one round trip, no pipeline object)."""
+        args = pack(args)
         try:
             result = self.redis.evalsha(self._sha[name], len(keys), *keys, *args)
         except NoScriptError:
@@ -138,13 +160,13 @@ class Ledger:
             out = []
             for name, keys, args in steps:
                 try:
-                    out.append(self.redis.evalsha(self._sha[name], len(keys), *keys, *args))
+                    out.append(self.redis.evalsha(self._sha[name], len(keys), *keys, *pack(args)))
                 except (NoScriptError, ResponseError) as exc:
                     out.append(exc)
             return out
         pipe = self.redis.pipeline(transaction=False)
         for name, keys, args in steps:
-            pipe.evalsha(self._sha[name], len(keys), *keys, *args)
+            pipe.evalsha(self._sha[name], len(keys), *keys, *pack(args))
         return pipe.execute(raise_on_error=False)
 
     def snapshot(self, agent_ids: list[str], day: str, sticky_key: str | None = None) -> Snapshot:

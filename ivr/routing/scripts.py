@@ -50,6 +50,18 @@ _EXPAND = (
     "  for i = 2, #declared do k[#k + 1] = declared[i] end\n"
     "  return k\n"
     "end)(KEYS)\n"
+    "-- Likewise ARGV usually comes as ONE string, the arguments joined by \\31 (ledger.pack):\n"
+    "-- every step has at least two arguments, so a single one is always a packed list.\n"
+    "local ARGV = (function(given)\n"
+    "  if #given ~= 1 then return given end\n"
+    "  local out, from, s = {}, 1, given[1]\n"
+    "  while true do\n"
+    "    local at = string.find(s, '\\31', from, true)\n"
+    "    if not at then out[#out + 1] = string.sub(s, from) return out end\n"
+    "    out[#out + 1] = string.sub(s, from, at - 1)\n"
+    "    from = at + 1\n"
+    "  end\n"
+    "end)(ARGV)\n"
 )
 
 _PRELUDE = _EXPAND + r"""
@@ -60,13 +72,15 @@ local TIMED = {reserved = true, wrap_up = true, paused = true}
 -- file the agent in the indexes by their hash (roster agents only). Only the free indexes
 -- the rules use are kept (roster field '~indexes', e.g. ',ended,order,'); a write is skipped
 -- when the membership already matches (writes cost far more than reads inside a script).
-local function index(key, id)
+-- hb_changed: the step wrote 'hb' (else a free agent's presence entry is already right).
+local function index(key, id, hb_changed)
   local r = redis.call('HMGET', KEYS[14], id, '~indexes')
   local ord, kinds = r[1], r[2] or ''
   local m = ord and (string.format('%06d:', tonumber(ord)) .. id)
   local f = redis.call('HMGET', key, 'state', 'until', 'hb', 'ended_at', 'avail_at', 'offered_at')
   local state = f[1]
   local was_free = m and redis.call('ZSCORE', KEYS[11], m)
+  local live = TIMED[state] or state == 'available'
   if m and state == 'available' then
     local ended, avail = f[4] or '0', f[5] or '0'
     if (tonumber(avail) or 0) < (tonumber(ended) or 0) then avail = ended end
@@ -75,11 +89,19 @@ local function index(key, id)
     if string.find(kinds, ',rr,', 1, true) then redis.call('ZADD', KEYS[10], f[6] or '0', m) end
     if not was_free then redis.call('ZADD', KEYS[11], ord, m) end
   elseif was_free then
-    for i = 8, 11 do redis.call('ZREM', KEYS[i], m) end
+    for i, kind in ipairs({'ended', 'avail', 'rr'}) do
+      if string.find(kinds, ',' .. kind .. ',', 1, true) then redis.call('ZREM', KEYS[7 + i], m) end
+    end
+    redis.call('ZREM', KEYS[11], m)
   end
-  if m and TIMED[state] then redis.call('ZADD', KEYS[12], f[2] or '0', id) else redis.call('ZREM', KEYS[12], id) end
+  if m and TIMED[state] then
+    redis.call('ZADD', KEYS[12], f[2] or '0', id)
+  elseif not was_free then  -- a free agent has no timer
+    redis.call('ZREM', KEYS[12], id)
+  end
+  if was_free and live and not hb_changed then return end  -- presence entry unchanged
   local seen = redis.call('ZSCORE', KEYS[13], id)
-  if m and (TIMED[state] or state == 'available') then
+  if m and live then
     if tonumber(seen) ~= (tonumber(f[3] or 0) or 0) then redis.call('ZADD', KEYS[13], f[3] or '0', id) end
   elseif seen then
     redis.call('ZREM', KEYS[13], id)
@@ -87,9 +109,13 @@ local function index(key, id)
 end
 local function set_agent(key, id, state, call, reason, extra)
   local args = {'state', state, 'since', now, 'call', call, 'reason', reason}
-  for i = 1, #extra do args[#args + 1] = extra[i] end
+  local hb_changed = false
+  for i = 1, #extra do
+    args[#args + 1] = extra[i]
+    if i % 2 == 1 and extra[i] == 'hb' then hb_changed = true end
+  end
   redis.call('HSET', key, unpack(args))
-  index(key, id)
+  index(key, id, hb_changed)
   emit({type = 'agent', id = id, state = state, call = call, reason = reason})
 end
 local function heard(key, id)  -- a heartbeat
@@ -428,7 +454,7 @@ for i = 15, #KEYS do
     made = made + 1
   end
 end
-for i = 15, #KEYS do index(KEYS[i], ARGV[i - 11]) end
+for i = 15, #KEYS do index(KEYS[i], ARGV[i - 11], true) end
 return made
 """)
 
@@ -486,9 +512,6 @@ local held = redis.call('HGET', KEYS[3], sid)
 if held then return {'agent', held} end
 if redis.call('ZSCORE', KEYS[2], sid) then return {'waiting', ''} end
 if redis.call('ZSCORE', KEYS[7], sid) then return {'gone', ''} end
-if redis.call('EXISTS', KEYS[16]) == 0 then return {'noelig', ''} end
-local kept = redis.call('HGET', KEYS[14], '~indexes')
-if not kept then return {'reindex', ''} end  -- the roster and indexes were lost (flushed Redis)
 expire_due(prefix, ARGV[7])
 local free = redis.call('ZCARD', KEYS[11])
 if free > 0 and redis.call('ZCARD', KEYS[2]) > 0 then return {'slow', ''} end
@@ -502,9 +525,6 @@ if free > 0 then
   end
   local how = ARGV[9]
   local zkey = ({ended = KEYS[8], avail = KEYS[9], rr = KEYS[10], order = KEYS[11]})[how]
-  if zkey and not string.find(kept, ',' .. how .. ',', 1, true) then
-    return {'slow', ''}  -- another worker's rules keep other indexes (a reload in progress)
-  end
   if not pick and zkey then
     local from, size = 0, 4
     while not pick do
@@ -531,6 +551,19 @@ if free > 0 then
         end
       end
     end
+  end
+end
+if not pick then
+  -- Checked only now (a pick proves them): the set of who may take the call exists, the
+  -- roster is indexed, and it keeps the index this strategy reads (else another worker put
+  -- other rules in force a moment ago: the general path decides by the whole picture).
+  if redis.call('EXISTS', KEYS[16]) == 0 then return {'noelig', ''} end
+  local kept = redis.call('HGET', KEYS[14], '~indexes')
+  if not kept then return {'reindex', ''} end  -- the roster and indexes were lost (flushed Redis)
+  local how = ARGV[9]
+  if free > 0 and ({ended = 1, avail = 1, rr = 1, order = 1})[how]
+      and not string.find(kept, ',' .. how .. ',', 1, true) then
+    return {'slow', ''}
   end
 end
 redis.call('HSET', KEYS[1], sid, string.sub(ARGV[4], 1, -2) .. ', "sticky": ' .. cjson.encode(sticky) .. '}')

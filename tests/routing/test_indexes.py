@@ -243,3 +243,10 @@ def test_a_flushed_redis_is_indexed_again_by_itself(build, mk, redis):
     assert router.set_status("bob", "available")["ok"]
     assert router.poll("CA2").agent.id == "bob"
     assert problems(router, redis) == []
+
+
+def test_an_argument_holding_the_packing_separator_still_arrives_whole(build, mk):
+    router = build()
+    assert router.set_status("ann", "offline", reason="lunch\x1fback at 2")["ok"]
+    assert mk.state(router, "ann")["reason"] == "lunch\x1fback at 2"
+    assert router.route(mk.call("CA1", "human")).agent.id == "bob"
