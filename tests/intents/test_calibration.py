@@ -49,3 +49,23 @@ def test_temperature_is_fitted_not_left_at_one():
     uncalibrated = IntentModel(calibration_folds=0).fit([e.text for e in examples], [e.category for e in examples])
     assert uncalibrated.temperature_ == 1.0
     assert model.temperature_ != pytest.approx(1.0, abs=0.01)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh", "ko"])
+def test_expected_calibration_error_on_held_out_utterances_is_small(lang):
+    from ivr.intents import evaluate
+
+    examples = [e for e in data.load_examples(ROOT / "intents") if e.language == lang]
+    texts = [e.text for e in examples]
+    labels = [e.category for e in examples]
+    X_train, X_test, y_train, y_test = train_test_split(texts, labels, test_size=0.3, stratify=labels, random_state=2)
+
+    def ece(model):
+        proba = model.predict_proba(X_test)
+        pred = list(model.classes_[proba.argmax(axis=1)])
+        return evaluate.score(lang, y_test, pred, proba, list(model.classes_)).calibration_error()
+
+    calibrated = ece(IntentModel().fit(X_train, y_train))
+    raw = ece(IntentModel(calibration_folds=0).fit(X_train, y_train))  # softmax of raw SVM margins
+    assert calibrated < 0.12
+    assert calibrated < raw / 3
