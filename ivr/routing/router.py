@@ -295,8 +295,7 @@ class Router:
         out = []
         for name, q in rules.rules.queues.items():
             mine = [c for c in waiting if selection.current_queue(rules, c, now) == name]
-            need = selection.relaxed(rules, "", name, float("inf"))
-            able = [a for a in rules.roster.agents if selection.can_serve(a.skills, need)]
+            able = self._able(rules, name)
             staffed = [a for a in able if snap.views[a.id].state != selection.OFFLINE]
             free = [a for a in able if selection.is_free(rules, snap.views[a.id], now)]
             aht = handle.get(name) or q.default_handle_s
@@ -391,6 +390,16 @@ class Router:
             self._roster_changed(rules)
             kind, agent = self.ledger.one("route", keys, args)
         return kind, agent
+
+    def _able(self, rules: Rules, queue: str) -> list:
+        """Roster agents who can serve ``queue`` at its most relaxed step (cached per rules version)."""
+        if self._fast_version != rules.version:
+            self._fast, self._fast_version = {}, rules.version
+        able = self._fast.get(("able", queue))
+        if able is None:
+            need = selection.relaxed(rules, "", queue, float("inf"))
+            able = self._fast[("able", queue)] = [a for a in rules.roster.agents if selection.can_serve(a.skills, need)]
+        return able
 
     def _fast_plan(self, rules: Rules, category: str, queue: str, wait_s: float) -> FastPlan:
         """Who may take a new call of ``category`` after ``wait_s`` (cached per rules version).
