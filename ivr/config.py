@@ -97,8 +97,8 @@ class AsrConfig(Section):
     models_dir: str = "asr_models"
     manifest: str = "asr_models/manifest.yaml"
     endpointing: Endpointing = Endpointing()
-    # Decode threads per worker process; more than the cores only adds lag.
-    max_concurrent_decoders: int = Field(0, ge=0, description="0 = number of CPU cores")
+    # Cap on simultaneous decoders per worker process; 0 = none (see ivr/asr/engine.py).
+    max_concurrent_decoders: int = Field(0, ge=0, description="0 = no limit; N caps simultaneous decoders")
 
 
 class Thresholds(Section):

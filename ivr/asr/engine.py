@@ -13,18 +13,31 @@ What vosk-api's source and issues say, and how this module follows it:
   A listener therefore never touches its recognizer after ``FinalResult``: every call
   into it is behind one lock and a ``closed`` flag, so a late frame or a second
   ``finish`` from another thread is a no-op.
-- The cffi binding releases the GIL during ``AcceptWaveform``, so threads decode in
-  parallel; one stream uses at most one core. A semaphore (``asr.max_concurrent_decoders``,
-  0 = the number of cores) keeps more decoders than cores from thrashing each other.
+- The cffi binding releases the GIL around every C call (measured: a pure-Python thread
+  keeps running beside a 4 s ``AcceptWaveform``), so calls decode in parallel, each in the
+  thread that reads its WebSocket; one stream uses at most one core.
+- Where the CPU goes (cProfile of one stream, 20 ms frames): Kaldi's ``AcceptWaveform`` is
+  97 %; μ-law, resampling, frame levels, the endpointer and JSON together about 2 %;
+  ``PartialResult`` under 1 %. Kaldi costs 0.26–0.40 CPU-seconds per second of audio on
+  this box (more when other processes share the caches), so the number of calls a worker
+  holds is set by cores / that cost, not by our Python. Feeding larger chunks changes
+  nothing measurable: the soxr stream already hands the recognizer ~104 ms blocks.
+- No decoder semaphore by default (``asr.max_concurrent_decoders: 0``). Limiting decoders
+  to one per core bought nothing: the CPU per audio second was the same with 6 decoders on
+  2 cores as with 2 (0.36 either way, 3 runs each). It can only cost: a permit holder that
+  the kernel deschedules (for another process) blocks every other call while a core may be
+  idle, waiters wake in no fixed order, and on a shared machine a process with 2 runnable
+  decoders gets a smaller share of the CPU than one with 6. A positive value still caps
+  simultaneous decoders at that number.
 - Resident memory grows a little with use through Kaldi's caches (#209, #526); the
   benchmark (``python -m ivr.asr.bench``) measures per-call growth over 200 calls.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import os
 import threading
 import time
 from collections import deque
@@ -36,7 +49,7 @@ from ivr.asr.models import ModelError, Store, resolve
 
 log = logging.getLogger(__name__)
 
-PARTIAL_EVERY_S = 0.1  # how often (audio time) to ask for a partial hypothesis
+PARTIAL_EVERY_S = 0.1  # at most this often (audio time), and only after new audio was decoded
 
 
 @dataclass
@@ -79,14 +92,17 @@ def _words(result: dict) -> list[Word]:
 class Listener:
     """Listens to one call's caller until the end of their utterance. One thread feeds it."""
 
-    def __init__(self, model, model_name: str, sample_rate: int, rules: EndpointRules, decoders: threading.Semaphore):
+    def __init__(self, model, model_name: str, sample_rate: int, rules: EndpointRules,
+                 decoders: threading.Semaphore | None = None):
         import vosk
 
         self.model_name = model_name
+        self.sample_rate = sample_rate
         self._rec = vosk.KaldiRecognizer(model, float(sample_rate))
         self._rec.SetWords(True)
         self._resample = Resampler(TWILIO_RATE, sample_rate)
-        self._decoders = decoders
+        self._decoders = decoders if decoders is not None else contextlib.nullcontext()
+        self._decoded = 0  # model-rate samples the recognizer has consumed
         self._lock = threading.Lock()
         self._endpointer = Endpointer(rules)
         self._segments: list[str] = []
@@ -105,7 +121,14 @@ class Listener:
 
     @property
     def audio_s(self) -> float:
+        """Audio received so far (seconds)."""
         return self._endpointer.audio_s
+
+    @property
+    def decoded_s(self) -> float:
+        """Audio the recognizer has consumed so far (seconds): behind ``audio_s`` by what the
+        resampler holds (up to ~0.2 s). The benchmark's lag is measured on this."""
+        return self._decoded / self.sample_rate
 
     def feed_mulaw(self, payload: bytes) -> list[SpeechEvent]:
         """Feed raw 8 kHz μ-law bytes (any length); returns what the recognizer now says."""
@@ -117,21 +140,23 @@ class Listener:
             pcm = self._resample(line)
             ep = self._endpointer
             events: list[SpeechEvent] = []
-            with self._decoders:
-                ended = self._rec.AcceptWaveform(pcm.tobytes()) if len(pcm) else False
-                ep.on_frame(len(payload) / TWILIO_RATE, level_dbfs(line))
-                self._arrivals.append((ep.audio_s, arrived))
-                if ended:
-                    events.append(self._take_segment(json.loads(self._rec.Result())))
-                elif ep.audio_s >= self._next_partial_at:
-                    self._next_partial_at = ep.audio_s + PARTIAL_EVERY_S
-                    text = json.loads(self._rec.PartialResult()).get("partial", "")
-                    ep.on_partial(text)
-                    if text:
-                        self._last_partial = text
-                    if text != self._partial:
-                        self._partial = text
-                        events.append(SpeechEvent("partial", text, round(ep.audio_s, 3)))
+            ep.on_frame(len(payload) / TWILIO_RATE, level_dbfs(line))
+            self._arrivals.append((ep.audio_s, arrived))
+            if len(pcm):  # the resampler hands out ~104 ms blocks: most frames decode nothing
+                with self._decoders:
+                    ended = self._rec.AcceptWaveform(pcm.tobytes())
+                    self._decoded += len(pcm)
+                    if ended:
+                        events.append(self._take_segment(json.loads(self._rec.Result())))
+                    elif ep.audio_s >= self._next_partial_at:
+                        self._next_partial_at = ep.audio_s + PARTIAL_EVERY_S
+                        text = json.loads(self._rec.PartialResult()).get("partial", "")
+                        ep.on_partial(text)
+                        if text:
+                            self._last_partial = text
+                        if text != self._partial:
+                            self._partial = text
+                            events.append(SpeechEvent("partial", text, round(ep.audio_s, 3)))
             outcome = ep.decide()
             if outcome is not None:
                 self._close(outcome, arrived)
@@ -163,8 +188,10 @@ class Listener:
                 if outcome != "speech":
                     # The resampler's last few ms; after a "speech" endpoint they are silence.
                     tail = self._resample.flush()
-                    if len(tail) and rec.AcceptWaveform(tail.tobytes()):
-                        self._take_segment(json.loads(rec.Result()))
+                    if len(tail):
+                        self._decoded += len(tail)
+                        if rec.AcceptWaveform(tail.tobytes()):
+                            self._take_segment(json.loads(rec.Result()))
                 self._take_segment(json.loads(rec.FinalResult()))
             del rec  # frees the recognizer now, not whenever the listener is collected
         done = time.perf_counter()
@@ -213,8 +240,8 @@ class SpeechEngine:
         self.models = models
         self.problems = problems or {}
         self.rules = _rules(endpointing) if endpointing is not None else EndpointRules()
-        self.max_decoders = max_decoders or _cores()
-        self._decoders = threading.BoundedSemaphore(self.max_decoders)
+        self.max_decoders = max_decoders  # 0: no limit (see the module docstring)
+        self._decoders = threading.BoundedSemaphore(max_decoders) if max_decoders else None
 
     def ready(self, model_name: str) -> bool:
         return model_name in self.models
@@ -233,13 +260,6 @@ class SpeechEngine:
 
 def _rules(endpointing) -> EndpointRules:
     return endpointing if isinstance(endpointing, EndpointRules) else EndpointRules.from_config(endpointing)
-
-
-def _cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
 
 
 def load_model(store: Store, name: str) -> LoadedModel:

@@ -157,3 +157,42 @@ def test_engine_knows_which_models_are_ready(engine, sp):
     with pytest.raises(ModelError, match="ivr models install vosk-model-small-en-us-0.15"):
         engine.listener("vosk-model-small-en-us-0.15")
     assert "not installed" in engine.problems["vosk-model-small-en-us-0.15"]
+
+
+def test_the_recognizer_is_fed_in_blocks_and_catches_up_with_the_audio_at_the_end(engine, sp):
+    """20 ms frames reach Kaldi in ~0.1 s blocks (the resampler's), never ahead of the audio received."""
+    listener = engine.listener(KO)
+    audio = sp.mulaw("ko_payment_truncated")
+    steps, last = [], 0.0
+    for start in range(0, len(audio), 160):
+        listener.feed_mulaw(audio[start:start + 160])
+        assert listener.decoded_s <= listener.audio_s + 1e-9
+        assert listener.audio_s - listener.decoded_s < 0.25  # what the resampler holds back, at most
+        if listener.decoded_s > last:
+            steps.append(listener.decoded_s - last)
+            last = listener.decoded_s
+    assert steps and min(steps) >= 0.09  # batches, not one AcceptWaveform per 20 ms frame
+    listener.finish("stream_end")
+    assert listener.decoded_s == pytest.approx(listener.audio_s, abs=0.002)  # the tail was decoded
+
+
+def test_no_decoder_limit_by_default_and_a_configured_limit_still_serves_every_call(engine, sp):
+    from ivr.asr.engine import SpeechEngine
+
+    assert engine.max_decoders == 0  # config.yaml: asr.max_concurrent_decoders: 0, no limit
+    limited = SpeechEngine(engine.models, max_decoders=1)
+    names = ["ko_payment", "ko_game", "ko_human"]
+    results: dict[str, object] = {}
+
+    def call(name):
+        results[name] = sp.play(limited.listener(KO), sp.mulaw(name))[0]
+
+    threads = [threading.Thread(target=call, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(results) == sorted(names)
+    for name, u in results.items():
+        assert u.outcome == "speech", name
+        assert HANGUL.search(u.text), (name, u.text)
