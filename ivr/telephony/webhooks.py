@@ -15,7 +15,7 @@ from flask import Blueprint, Response, current_app, request
 from flask_sock import Sock
 
 from ivr.calls import Session, after_utterance
-from ivr.telephony import api, flow, media, signature, twiml
+from ivr.telephony import api, flow, media, protocol, signature, twiml
 from ivr.telephony.context import CallContext, context, fallback_twiml
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,9 @@ sock.route("/stream", bp=bp)(media.stream)
 
 
 def init_app(app) -> None:
+    # A Media Stream message larger than any Twilio sends is refused while it arrives
+    # (close 1009), not buffered whole and then parsed.
+    app.config.setdefault("SOCK_SERVER_OPTIONS", {"max_message_size": protocol.MAX_MESSAGE_BYTES})
     app.register_blueprint(bp)
     api.init_app(app)
 

@@ -104,3 +104,53 @@ def servers(tmp_path):
     yield start
     for server in started:
         server.stop()
+
+
+class Hotline:
+    """The real app in this process (real Redis given by URL, Vosk, classifier, router), served over HTTP."""
+
+    def __init__(self, folder, redis_url, engine=None, *, agents=1, edit=None, rules_edit=None, load_speech=False):
+        from ivr.app import create_app
+        from ivr.services import build_services
+        from ivr.store import Store, connect
+        from ivr.telephony.testserver import serve_in_thread
+
+        self.path = write_config(folder, agents=agents, edit=edit, rules_edit=rules_edit)
+        self.config = load(self.path, redis_url)
+        self.redis = connect(redis_url)
+        # the speech model is loaded once per test session (``engine``) unless the test
+        # wants to see the real loader at work
+        self.services = build_services(self.config, Store(self.redis, self.config.redis.key_prefix),
+                                       speech=load_speech)
+        if not load_speech:
+            self.services.speech = engine
+        self.keys = self.services.keys
+        self.app = create_app(self.config, self.services)
+        self.url, self._stop = serve_in_thread(self.app)
+
+    def session(self, sid: str) -> dict:
+        return self.redis.hgetall(self.keys.call(sid))
+
+    def agents(self) -> dict[str, dict]:
+        resp = api(self.url, "GET", "/api/agents")
+        assert resp.status_code == 200, resp.text
+        return {a["id"]: a for a in resp.json()["agents"]}
+
+    def stop(self) -> None:
+        self._stop()
+        if self.services.router is not None:
+            self.services.router.close()
+
+
+@pytest.fixture
+def hotlines(tmp_path, engine, clean_env):
+    started = []
+
+    def start(redis_url, **kw):
+        h = Hotline(tmp_path / f"h{len(started)}", redis_url, engine, **kw)
+        started.append(h)
+        return h
+
+    yield start
+    for h in started:
+        h.stop()

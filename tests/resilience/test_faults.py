@@ -19,63 +19,14 @@ import pytest
 import requests
 from twilio.request_validator import RequestValidator
 
-from tests.resilience.conftest import (KO, PUBLIC_URL, SPEECH, TWILIO_TOKEN, api, load, on_shift,
-                                       pretrain, standin, wait_for, write_config)
+from tests.resilience.conftest import (KO, PUBLIC_URL, SPEECH, TWILIO_TOKEN, on_shift, pretrain, standin,
+                                       wait_for, write_config)
 
 PAYMENT = SPEECH / "ko_payment.wav"
 
 def _no_wrap_up(rules):
     for queue in rules["queues"].values():
         queue["wrap_up_s"] = 0
-
-
-class Hotline:
-    """The real app in this process (real Redis given by URL, Vosk, classifier, router), served over HTTP."""
-
-    def __init__(self, folder, redis_url, engine=None, *, agents=1, edit=None, rules_edit=None, load_speech=False):
-        from ivr.app import create_app
-        from ivr.services import build_services
-        from ivr.store import Store, connect
-        from ivr.telephony.testserver import serve_in_thread
-
-        self.path = write_config(folder, agents=agents, edit=edit, rules_edit=rules_edit)
-        self.config = load(self.path, redis_url)
-        self.redis = connect(redis_url)
-        # the speech model is loaded once per test session (``engine``) unless the test
-        # wants to see the real loader at work
-        self.services = build_services(self.config, Store(self.redis, self.config.redis.key_prefix),
-                                       speech=load_speech)
-        if not load_speech:
-            self.services.speech = engine
-        self.keys = self.services.keys
-        self.url, self._stop = serve_in_thread(create_app(self.config, self.services))
-
-    def session(self, sid: str) -> dict:
-        return self.redis.hgetall(self.keys.call(sid))
-
-    def agents(self) -> dict[str, dict]:
-        resp = api(self.url, "GET", "/api/agents")
-        assert resp.status_code == 200, resp.text
-        return {a["id"]: a for a in resp.json()["agents"]}
-
-    def stop(self) -> None:
-        self._stop()
-        if self.services.router is not None:
-            self.services.router.close()
-
-
-@pytest.fixture
-def hotlines(tmp_path, engine, clean_env):
-    started = []
-
-    def start(redis_url, **kw):
-        h = Hotline(tmp_path / f"h{len(started)}", redis_url, engine, **kw)
-        started.append(h)
-        return h
-
-    yield start
-    for h in started:
-        h.stop()
 
 
 def _all_answered_twiml(trace) -> None:
