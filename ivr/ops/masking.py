@@ -79,8 +79,8 @@ _DOT = r"(?:\s+dot\s+|\s*(?:닷|쩜|点|點)\s*|\s+점\s+)"
 _UNDERSCORE = r"(?:\s+(?:underscore|dash|hyphen)\s+|\s*(?:언더바|언더스코어|下划线)\s*)"
 _TLD = r"(?:com|net|org|edu|gov|io|co|kr|cn|jp|uk|de|info|biz|컴|넷|케이알|씨엔)"
 _SPOKEN_EMAIL = re.compile(
-    rf"(?<!\w)(?:[A-Za-z0-9]\s+)*(?:{_W}(?:{_DOT}|{_UNDERSCORE}))*{_W}{_AT}{_W}(?:{_DOT}{_W})*?{_DOT}{_TLD}(?![A-Za-z0-9])"
-    rf"|(?<!\w){_W}{_AT}{_W}\s*(?:닷컴|닷넷)",
+    rf"(?<![\w\]])(?:[A-Za-z0-9]\s+)*(?:{_W}(?:{_DOT}|{_UNDERSCORE}))*{_W}{_AT}{_W}(?:{_DOT}{_W})*?{_DOT}{_TLD}(?![A-Za-z0-9])"
+    rf"|(?<![\w\]]){_W}{_AT}{_W}\s*(?:닷컴|닷넷)",
     re.IGNORECASE,
 )
 

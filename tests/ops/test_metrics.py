@@ -180,32 +180,34 @@ def test_ivr_serve_with_two_workers_reports_one_truth(config_file, redis, redis_
                IVR_PUBLIC_URL=f"http://127.0.0.1:{port}", IVR_LOG_LEVEL="WARNING")
     env.pop(multiproc.ENV, None)
     env.pop(metrics.TOKEN_ENV, None)
-    server = subprocess.Popen([sys.executable, "-m", "ivr", "--config", str(config_file), "serve",
-                               "--port", str(port), "--workers", "2", "--threads", "4"],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log_file = tmp_path / "serve.log"  # a file, not a pipe: a full pipe would stall the workers
+    with open(log_file, "w") as log_out:
+        server = subprocess.Popen([sys.executable, "-m", "ivr", "--config", str(config_file), "serve",
+                                   "--port", str(port), "--workers", "2", "--threads", "4"],
+                                  env=env, stdout=log_out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
-        while True:
+        prom = config_file.parent / "var" / "prometheus"
+        while True:  # both workers up: each has written its histogram file and one answers
             try:
-                if requests.get(base + "/metrics", timeout=2).status_code == 200:
+                if len(list(prom.glob("histogram_*.db"))) >= 2 and \
+                        requests.get(base + "/metrics", timeout=10).status_code == 200:
                     break
             except requests.RequestException:  # not listening yet, or a worker still loading
                 pass
-            assert server.poll() is None, server.stderr.read()
+            assert server.poll() is None, log_file.read_text()
             assert time.monotonic() < deadline, "server did not start"
             time.sleep(0.5)
-        prom = config_file.parent / "var" / "prometheus"
-        assert prom.is_dir()
         sent = 0
         # unsigned webhooks: refused (403) and counted by whichever worker took the connection;
         # keep sending until both workers have counted some
         while len(list(prom.glob("counter_*.db"))) < 2 or sent < 20:
             assert sent < 400, "one worker took every connection"
             with requests.Session() as s:  # a new connection each time
-                assert s.post(base + "/twilio/voice", data={"CallSid": "CAx"}, timeout=5).status_code == 403
+                assert s.post(base + "/twilio/voice", data={"CallSid": "CAx"}, timeout=30).status_code == 403
             sent += 1
-        readings = [value(scrape(requests.get(base + "/metrics", timeout=5).text),
+        readings = [value(scrape(requests.get(base + "/metrics", timeout=30).text),
                           "ivr_webhook_errors_total", where="voice:forbidden") for _ in range(6)]
         assert readings == [sent] * 6, readings
     finally:
