@@ -8,6 +8,8 @@ import sys
 import tempfile
 import time
 
+import requests
+
 EPILOG = """scenarios (against --url, or a server started here with --spawn):
   ivr bench --spawn --calls 6 --concurrency 6             6 callers speaking at the same moment
   ivr bench --spawn --arrivals random --calls 200 --over 600
@@ -119,6 +121,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
             result["processes"] = sampler.stop() if sampler else None
     except BenchError as exc:
         print(f"ivr bench: {exc}", file=sys.stderr)
+        return 2
+    except requests.ConnectionError as exc:
+        print(f"ivr bench: nothing answered at {exc.request.url if exc.request else 'the server'}; is the server "
+              "running (`ivr serve`)? Use --url to point at it, or --spawn to start one.", file=sys.stderr)
         return 2
     finally:
         if server is not None:
