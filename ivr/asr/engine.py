@@ -6,8 +6,22 @@ What vosk-api's source and issues say, and how this module follows it:
   (maintainers in vosk-api #402, #877, #1651; vosk-server does it). It is loaded once per
   process, at start-up (:func:`load_speech`), never on a call's path.
 - A ``KaldiRecognizer`` must never be shared (#606: SIGSEGV when it is). Each call gets
-  its own :class:`Listener` holding its own recognizer; it is cheap to create and is
-  dropped (freed) as soon as the utterance is final.
+  its own :class:`Listener` holding a recognizer that no other call touches until the
+  utterance is final.
+- Recognizers are *reused*, one call after another (:class:`RecognizerPool`). The Korean
+  model decodes on a graph composed on the fly (``HCLr.fst`` ∘ ``Gr.fst``, lookahead), and
+  each recognizer composes and caches the part of that graph its audio reaches. A fresh
+  recognizer starts with an empty cache, so it costs 0.31–0.47 CPU-seconds per second of
+  audio over a call's first seconds, against 0.13 for one that has decoded a dozen other
+  calls (measured on 8 s of speech it had not heard). Calls are short, so fresh
+  recognizers would pay that price all the time: this, not Python, was where the capacity
+  went. Vosk supports feeding a recognizer after ``FinalResult`` since 0.3.x (it starts a
+  new utterance with a new feature pipeline and decoder, keeping the graph; the crash of
+  #52/#146 was older versions). Its word times then count from the recognizer's first
+  sample, which the pool remembers and subtracts. The cache is bounded by OpenFst's
+  garbage collection: one recognizer's memory grew by 32 MB over its first 110 utterances
+  and by 1.5 MB over the next 550, so the pool (at most :data:`POOL_MAX_IDLE` idle
+  recognizers per model) keeps memory flat.
 - Kaldi's fatal errors abort the whole process instead of raising. #481 is a live Twilio
   stream killed that way (``AcceptWaveform`` after the input was finished, also #52).
   A listener therefore never touches its recognizer after ``FinalResult``: every call
@@ -43,6 +57,8 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
+
 from ivr.asr.audio import TWILIO_RATE, Resampler, level_dbfs, mulaw_to_pcm16
 from ivr.asr.endpoint import OUTCOMES, Endpointer, EndpointRules
 from ivr.asr.models import ModelError, Store, resolve
@@ -50,6 +66,7 @@ from ivr.asr.models import ModelError, Store, resolve
 log = logging.getLogger(__name__)
 
 PARTIAL_EVERY_S = 0.1  # at most this often (audio time), and only after new audio was decoded
+POOL_MAX_IDLE = 16     # idle recognizers kept per model (each ~35 MB once warm)
 
 
 @dataclass
@@ -84,25 +101,78 @@ class Utterance:
         return asdict(self)
 
 
-def _words(result: dict) -> list[Word]:
-    return [Word(w["word"], round(float(w.get("conf", 0.0)), 3), round(float(w["start"]), 3), round(float(w["end"]), 3))
+def _words(result: dict, offset_s: float = 0.0) -> list[Word]:
+    return [Word(w["word"], round(float(w.get("conf", 0.0)), 3), round(float(w["start"]) - offset_s, 3),
+                 round(float(w["end"]) - offset_s, 3))
             for w in result.get("result", []) if "word" in w]
+
+
+class PooledRecognizer:
+    """A recognizer and the audio it has consumed in earlier calls (its word times count from there)."""
+
+    def __init__(self, model, sample_rate: int):
+        import vosk
+
+        self.rec = vosk.KaldiRecognizer(model, float(sample_rate))
+        self.rec.SetWords(True)
+        self.sample_rate = sample_rate
+        self.samples_before = 0  # samples fed in earlier calls
+        self.calls = 0
+
+    @property
+    def offset_s(self) -> float:
+        return self.samples_before / self.sample_rate
+
+
+class RecognizerPool:
+    """Idle recognizers of one model, handed to one call at a time, warmest first."""
+
+    def __init__(self, model, sample_rate: int, max_idle: int = POOL_MAX_IDLE):
+        self.model, self.sample_rate, self.max_idle = model, sample_rate, max_idle
+        self._idle: list[PooledRecognizer] = []
+        self._lock = threading.Lock()
+        self.created = 0
+
+    def acquire(self) -> PooledRecognizer:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+            self.created += 1
+        return PooledRecognizer(self.model, self.sample_rate)
+
+    def release(self, pooled: PooledRecognizer, samples: int) -> None:
+        """Take back a recognizer whose ``FinalResult`` has been read; ``samples`` it consumed in that call."""
+        pooled.samples_before += samples
+        pooled.calls += 1
+        with self._lock:
+            if len(self._idle) < self.max_idle:
+                self._idle.append(pooled)
+                return
+        del pooled  # over the limit: freed now
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._idle.clear()
 
 
 class Listener:
     """Listens to one call's caller until the end of their utterance. One thread feeds it."""
 
-    def __init__(self, model, model_name: str, sample_rate: int, rules: EndpointRules,
+    def __init__(self, pool: RecognizerPool, model_name: str, rules: EndpointRules,
                  decoders: threading.Semaphore | None = None):
-        import vosk
-
         self.model_name = model_name
-        self.sample_rate = sample_rate
-        self._rec = vosk.KaldiRecognizer(model, float(sample_rate))
-        self._rec.SetWords(True)
+        self.sample_rate = sample_rate = pool.sample_rate
+        self._pool = pool
+        self._pooled = pool.acquire()
+        self._rec = self._pooled.rec
         self._resample = Resampler(TWILIO_RATE, sample_rate)
         self._decoders = decoders if decoders is not None else contextlib.nullcontext()
         self._decoded = 0  # model-rate samples the recognizer has consumed
+        self._at_endpoint = False  # the last thing the recognizer did was close a segment (Result)
         self._lock = threading.Lock()
         self._endpointer = Endpointer(rules)
         self._segments: list[str] = []
@@ -146,6 +216,7 @@ class Listener:
                 with self._decoders:
                     ended = self._rec.AcceptWaveform(pcm.tobytes())
                     self._decoded += len(pcm)
+                    self._at_endpoint = bool(ended)
                     if ended:
                         events.append(self._take_segment(json.loads(self._rec.Result())))
                     elif ep.audio_s >= self._next_partial_at:
@@ -171,7 +242,7 @@ class Listener:
             return self.utterance
 
     def _take_segment(self, result: dict) -> SpeechEvent:
-        words = _words(result)
+        words = _words(result, self._pooled.offset_s)
         text = result.get("text", "").strip()
         if text:
             self._segments.append(text)
@@ -185,15 +256,20 @@ class Listener:
         rec, self._rec = self._rec, None
         if rec is not None:
             with self._decoders:
-                if outcome != "speech":
-                    # The resampler's last few ms; after a "speech" endpoint they are silence.
-                    tail = self._resample.flush()
-                    if len(tail):
-                        self._decoded += len(tail)
-                        if rec.AcceptWaveform(tail.tobytes()):
-                            self._take_segment(json.loads(rec.Result()))
+                # The resampler's last few ms; after a "speech" endpoint they are silence. And a
+                # recognizer whose segment was just closed gets 10 ms of silence, so that
+                # FinalResult really finishes it: only then does its next call start with a
+                # fresh feature pipeline (otherwise vosk carries the old one over).
+                tail = self._resample.flush() if outcome != "speech" else np.zeros(0, dtype=np.int16)
+                if not len(tail) and self._at_endpoint:
+                    tail = np.zeros(self.sample_rate // 100, dtype=np.int16)
+                if len(tail):
+                    self._decoded += len(tail)
+                    if rec.AcceptWaveform(tail.tobytes()):
+                        self._take_segment(json.loads(rec.Result()))
                 self._take_segment(json.loads(rec.FinalResult()))
-            del rec  # frees the recognizer now, not whenever the listener is collected
+            del rec
+            self._pool.release(self._pooled, self._decoded)  # ready for the next call, its graph cache warm
         done = time.perf_counter()
         words = self._words
         speech_end = self._endpointer.speech_end_s
@@ -242,6 +318,7 @@ class SpeechEngine:
         self.rules = _rules(endpointing) if endpointing is not None else EndpointRules()
         self.max_decoders = max_decoders  # 0: no limit (see the module docstring)
         self._decoders = threading.BoundedSemaphore(max_decoders) if max_decoders else None
+        self.pools = {name: RecognizerPool(m.model, m.sample_rate) for name, m in models.items()}
 
     def ready(self, model_name: str) -> bool:
         return model_name in self.models
@@ -252,9 +329,11 @@ class SpeechEngine:
             reason = self.problems.get(model_name, "it is not used by any hotline in config.yaml")
             raise ModelError(f"speech model {model_name} is not loaded: {reason}")
         rules = _rules(endpointing) if endpointing is not None else self.rules
-        return Listener(loaded.model, model_name, loaded.sample_rate, rules, self._decoders)
+        return Listener(self.pools[model_name], model_name, rules, self._decoders)
 
     def close(self) -> None:
+        for pool in self.pools.values():
+            pool.clear()
         self.models = {}
 
 

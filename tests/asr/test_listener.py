@@ -196,3 +196,40 @@ def test_no_decoder_limit_by_default_and_a_configured_limit_still_serves_every_c
     for name, u in results.items():
         assert u.outcome == "speech", name
         assert HANGUL.search(u.text), (name, u.text)
+
+
+def test_one_recognizer_serves_call_after_call_with_each_calls_own_word_times(engine, sp):
+    """Recognizers are reused (their graph cache stays warm); each call's words still count from its own start."""
+    from ivr.asr.engine import SpeechEngine
+
+    fresh = SpeechEngine(engine.models)  # its own, empty pool
+    pool = fresh.pools[KO]
+    sequence = ["ko_password", "silence_6s", "ko_long", "ko_payment_truncated", "ko_refund", "ko_password"]
+    results = [sp.play(fresh.listener(KO), sp.mulaw(name))[0] for name in sequence]
+    assert pool.created == 1 and pool.idle == 1  # one recognizer did every call, one after another
+    assert [u.outcome for u in results] == ["speech", "no_speech", "max_length", "stream_end", "speech", "speech"]
+    for name, u in zip(sequence, results):
+        for w in u.words:
+            assert -0.05 <= w.start < w.end <= u.audio_s + 0.05, (name, w)
+    first, last = results[0], results[-1]
+    assert LEAD_S - 0.2 <= last.words[0].start and last.words[-1].end <= last.speech_end_s + 0.2
+    # same audio, same place, however many calls came before (the words themselves may vary a little)
+    assert abs(first.words[-1].end - last.words[-1].end) < 0.3
+    assert abs(last.speech_end_s - first.speech_end_s) < 0.05
+
+
+def test_recognizers_in_use_at_once_each_come_back_to_the_pool(engine, sp):
+    from ivr.asr.engine import SpeechEngine
+
+    fresh = SpeechEngine(engine.models)
+    listeners = [fresh.listener(KO) for _ in range(3)]
+    assert fresh.pools[KO].created == 3 and fresh.pools[KO].idle == 0
+    audio = sp.mulaw("ko_payment_truncated")
+    for lis in listeners:
+        sp.play(lis, audio)
+    assert fresh.pools[KO].idle == 3
+    again = fresh.listener(KO)
+    assert fresh.pools[KO].created == 3  # taken from the pool, not made
+    assert sp.play(again, audio)[0].text
+    fresh.close()
+    assert fresh.pools == {} or all(p.idle == 0 for p in fresh.pools.values())
