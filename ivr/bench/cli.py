@@ -63,6 +63,9 @@ def register(sub) -> None:
                                                   "(soak default)")
     load.add_argument("--talk", type=float, default=5.0, help="seconds each agent talks (call time)")
     load.add_argument("--seed", type=int, default=1)
+    load.add_argument("--warmup", type=int, metavar="CALLS",
+                      help="calls placed flat out before measuring, in waves of --concurrency (default: "
+                           "--concurrency; 0 = none): a fresh server's first calls build the recognizers' caches")
     load.add_argument("--webhook-rate", type=float, metavar="PER_S",
                       help="instead of calls: POST the incoming-call webhook at this fixed rate (open loop)")
     load.add_argument("--seconds", type=float, default=30.0, help="length of the --webhook-rate run")
@@ -174,6 +177,12 @@ def _calls(args, target, desk, guard, concurrency, result, sampler) -> list:
 
     speed = args.speed if args.speed is not None else (0.0 if args.soak else 1.0)
     calls = args.calls or (2000 if args.soak else 6)
+    warmup = concurrency if args.warmup is None else args.warmup
+    if warmup:
+        print(f"warming up: {warmup} calls, not measured...", file=sys.stderr, flush=True)
+        warm = CallDriver(target, desk, speed=0.0, talk_s=0.0)
+        warm.waves(warmup, min(warmup, concurrency))
+        result["warmup"] = {"calls": warmup, "errors": sum(len(r.errors) for r in warm.results)}
     progress = {"done": 0, "marks": []}
     started = time.perf_counter()
 
