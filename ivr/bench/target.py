@@ -276,17 +276,9 @@ class AgentDesk:
                     self.by_address[agent["address"]] = agent["id"]
             else:
                 self.errors.append(f"agent {agent['id']} not on shift: {r.status_code} {r.text[:120]}")
-        if not self.by_address:
-            self._addresses_from_snapshot(agents)
         self._thread = threading.Thread(target=self._heartbeats, name="bench-heartbeats", daemon=True)
         self._thread.start()
         return len(self.ids)
-
-    def _addresses_from_snapshot(self, agents: list[dict]) -> None:
-        for agent in agents:
-            for key in ("address", "addr"):
-                if agent.get(key):
-                    self.by_address[agent[key]] = agent["id"]
 
     def _heartbeats(self) -> None:
         while not self._stop.wait(self.HEARTBEAT_EVERY_S):
@@ -299,9 +291,7 @@ class AgentDesk:
     def call_over(self, address: str | None) -> None:
         """The agent who talked on a call ends wrap-up at once."""
         agent_id = self.by_address.get(address or "")
-        if agent_id is None and address and address.startswith("client:"):
-            agent_id = address.split(":", 1)[1] if address.split(":", 1)[1] in self.ids else None
-        if agent_id is None:
+        if agent_id is None:  # the fallback number, or an agent we did not put on shift
             return
         try:
             self.target.api("POST", f"/api/agents/{agent_id}/status", json={"status": "wrap_up_done"})
