@@ -15,16 +15,20 @@ What vosk-api's source and issues say, and how this module follows it:
   audio over a call's first seconds, against 0.13 for one that has decoded a dozen other
   calls (measured on 8 s of speech it had not heard). Calls are short, so fresh
   recognizers would pay that price all the time: this, not Python, was where the capacity
-  went. Vosk supports feeding a recognizer after ``FinalResult`` since 0.3.x (it starts a
-  new utterance with a new feature pipeline and decoder, keeping the graph; the crash of
-  #52/#146 was older versions). Its word times then count from the recognizer's first
-  sample, which the pool remembers and subtracts. The cache is bounded by OpenFst's
+  went. Feeding a recognizer after ``FinalResult`` is safe in the vosk we require
+  (>= 0.3.45, pyproject.toml): its next ``AcceptWaveform`` starts a new utterance with a
+  new feature pipeline and decoder and keeps only the graph. (The aborts of #52, #146 and
+  #481 below were vosk 0.3.3–0.3.17, which kept the finished feature pipeline.) The pool
+  only takes back a recognizer whose ``FinalResult`` was read in the running state (see
+  ``Listener._close``). Its word times then count from the recognizer's first sample,
+  which the pool remembers and subtracts. The cache is bounded by OpenFst's
   garbage collection: one recognizer's memory grew by 32 MB over its first 110 utterances
   and by 1.5 MB over the next 550, so the pool (at most :data:`POOL_MAX_IDLE` idle
   recognizers per model) keeps memory flat.
 - Kaldi's fatal errors abort the whole process instead of raising. #481 is a live Twilio
   stream killed that way (``AcceptWaveform`` after the input was finished, also #52).
-  A listener therefore never touches its recognizer after ``FinalResult``: every call
+  A listener therefore never touches its recognizer after ``FinalResult`` (only the next
+  call, through the pool): every call
   into it is behind one lock and a ``closed`` flag, so a late frame or a second
   ``finish`` from another thread is a no-op.
 - The cffi binding releases the GIL around every C call (measured: a pure-Python thread
@@ -32,10 +36,15 @@ What vosk-api's source and issues say, and how this module follows it:
   thread that reads its WebSocket; one stream uses at most one core.
 - Where the CPU goes (cProfile of one stream, 20 ms frames): Kaldi's ``AcceptWaveform`` is
   97 %; μ-law, resampling, frame levels, the endpointer and JSON together about 2 %;
-  ``PartialResult`` under 1 %. Kaldi costs 0.26–0.40 CPU-seconds per second of audio on
-  this box (more when other processes share the caches), so the number of calls a worker
-  holds is set by cores / that cost, not by our Python. Feeding larger chunks changes
-  nothing measurable: the soxr stream already hands the recognizer ~104 ms blocks.
+  ``PartialResult`` under 1 % (0.2 ms a call). So the calls a worker holds are set by
+  cores / Kaldi's cost per audio second, which recognizer reuse (above) cuts by half or
+  more, not by our Python. Feeding Kaldi larger chunks changes nothing measurable (20, 100
+  and 200 ms chunks all gave 0.26–0.30 on one stream): the soxr stream already hands it
+  ~104 ms blocks. Decoder settings (beam 10 → 8: −33 % CPU; max-active 3000 → 1000:
+  −19 %) are left as the model ships them: their effect on accuracy cannot be measured
+  here (the espeak-ng fixtures are recognised at CER ≈ 0.97 whatever the settings, and
+  vosk is not deterministic run to run: the same settings twice gave the same transcript
+  for only 7 of 13 files).
 - No decoder semaphore by default (``asr.max_concurrent_decoders: 0``). Limiting decoders
   to one per core bought nothing: the CPU per audio second was the same with 6 decoders on
   2 cores as with 2 (0.36 either way, 3 runs each). It can only cost: a permit holder that
@@ -173,6 +182,7 @@ class Listener:
         self._decoders = decoders if decoders is not None else contextlib.nullcontext()
         self._decoded = 0  # model-rate samples the recognizer has consumed
         self._at_endpoint = False  # the last thing the recognizer did was close a segment (Result)
+        self._padded = 0  # samples of silence fed after the caller's audio, to finish the recognizer
         self._lock = threading.Lock()
         self._endpointer = Endpointer(rules)
         self._segments: list[str] = []
@@ -260,16 +270,20 @@ class Listener:
                 # recognizer whose segment was just closed gets 10 ms of silence, so that
                 # FinalResult really finishes it: only then does its next call start with a
                 # fresh feature pipeline (otherwise vosk carries the old one over).
-                tail = self._resample.flush() if outcome != "speech" else np.zeros(0, dtype=np.int16)
-                if not len(tail) and self._at_endpoint:
-                    tail = np.zeros(self.sample_rate // 100, dtype=np.int16)
-                if len(tail):
-                    self._decoded += len(tail)
-                    if rec.AcceptWaveform(tail.tobytes()):
-                        self._take_segment(json.loads(rec.Result()))
+                if outcome != "speech":
+                    tail = self._resample.flush()
+                    if len(tail):
+                        self._decoded += len(tail)
+                        self._at_endpoint = bool(rec.AcceptWaveform(tail.tobytes()))
+                        if self._at_endpoint:
+                            self._take_segment(json.loads(rec.Result()))
+                if self._at_endpoint:  # AcceptWaveform puts it back in the running state, whatever it returns
+                    pad = np.zeros(self.sample_rate // 100, dtype=np.int16)
+                    self._padded = len(pad)
+                    rec.AcceptWaveform(pad.tobytes())
                 self._take_segment(json.loads(rec.FinalResult()))
             del rec
-            self._pool.release(self._pooled, self._decoded)  # ready for the next call, its graph cache warm
+            self._pool.release(self._pooled, self._decoded + self._padded)  # ready for the next call, its graph cache warm
         done = time.perf_counter()
         words = self._words
         speech_end = self._endpointer.speech_end_s

@@ -233,3 +233,32 @@ def test_recognizers_in_use_at_once_each_come_back_to_the_pool(engine, sp):
     assert sp.play(again, audio)[0].text
     fresh.close()
     assert fresh.pools == {} or all(p.idle == 0 for p in fresh.pools.values())
+
+
+def test_a_call_closed_right_after_kaldi_ends_a_segment_leaves_a_clean_recognizer(engine, sp):
+    """Closing right after a Kaldi endpoint (the 10 ms silence path) leaves a recognizer the next call can use."""
+    from ivr.asr.endpoint import EndpointRules
+    from ivr.asr.engine import SpeechEngine
+
+    fresh = SpeechEngine(engine.models)
+    listener = fresh.listener(KO, EndpointRules(1e9, 1e9, 1e9))  # only Kaldi's own endpoint closes a segment
+    import numpy as np
+
+    from ivr.asr.audio import pcm16_to_mulaw
+
+    # 3 s more of a quiet line (Kaldi's endpoint never fires on digital zeros)
+    hiss = pcm16_to_mulaw(np.random.default_rng(1).normal(0, 30, 8000 * 3).astype(np.int16))
+    audio = sp.mulaw("ko_password") + hiss
+    segment = None
+    for start in range(0, len(audio), 160):
+        events = listener.feed_mulaw(audio[start:start + 160])
+        segment = next((e for e in events if e.kind == "final" and e.text), None)
+        if segment:
+            break
+    assert segment, "Kaldi closed no segment in 4.5 s of trailing silence"
+    first = listener.finish("speech")  # at once, the segment just closed
+    assert first.text == segment.text
+    nxt, _ = sp.play(fresh.listener(KO), sp.mulaw("ko_refund"))
+    assert fresh.pools[KO].created == 1
+    assert nxt.outcome == "speech" and HANGUL.search(nxt.text)
+    assert LEAD_S - 0.2 <= nxt.words[0].start and nxt.words[-1].end <= nxt.speech_end_s + 0.2
