@@ -101,3 +101,10 @@ def test_ivr_bench_says_what_to_do_without_a_server(tmp_path):
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr, proc.stderr
     assert "ivr bench:" in proc.stderr
+
+
+def test_ivr_bench_profile_classifier_runs_the_classifier_benchmark(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "ivr", "--config", str(ROOT / "config.yaml"), "bench",
+                           "--profile", "classifier"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("hotline") and "_p99_ms=" in proc.stdout
