@@ -176,8 +176,13 @@ def read_records(redis, keys, since: float | None = None, until: float | None = 
             low = "(" + last
 
 
-def find_record(redis, keys, sid: str) -> dict | None:
-    """The record of call ``sid``: by its reference key, else by scanning newest first."""
+def find_record(redis, keys, sid: str, scan: bool = True) -> dict | None:
+    """The record of call ``sid``: by its reference key, else (``scan``) by reading newest first.
+
+    Every record written by :func:`write_record` has a reference key that lives as long as
+    the record, so request paths pass ``scan=False``: an unknown call costs one GET, not a
+    walk through a month of records.
+    """
     ref = redis.get(keys.record_ref(sid))
     if ref is not None:
         ref = _text(ref)
@@ -185,6 +190,8 @@ def find_record(redis, keys, sid: str) -> dict | None:
             record = _decode(entry_id, fields)
             if record is not None and record.get("sid") == sid:
                 return record
+    if not scan:
+        return None
     return next((r for r in read_records(redis, keys) if r.get("sid") == sid), None)
 
 

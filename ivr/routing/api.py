@@ -57,6 +57,37 @@ def heartbeat(agent_id: str):
     return _answer(agent_id, router.heartbeat(agent_id))
 
 
+@bp.post("/agents/<agent_id>/callback-done")
+@require_token
+def callback_done(agent_id: str):
+    """``{"sid": CALL, "talk_s": 95, "reached": true}``: the agent called back the caller of a
+    callback request offered to them (``callback`` in ``GET /api/agents``); they wrap up."""
+    router, failed = _router()
+    if failed:
+        return failed
+    body = request.get_json(silent=True)
+    body = body if isinstance(body, dict) else {}
+    sid, talk = body.get("sid"), body.get("talk_s", 0)
+    if not isinstance(sid, str) or not sid or not isinstance(talk, (int, float)) or isinstance(talk, bool) or talk < 0:
+        return jsonify(error='send JSON {"sid": CALL_SID, "talk_s": SECONDS, "reached": true|false}'), 400
+    result = router.callback_done(sid, agent_id, talk, bool(body.get("reached", True)))
+    if result["ok"]:
+        return jsonify(id=agent_id, sid=sid, closed=True)
+    code = 404 if result["message"].startswith(("no agent", "no callback")) else 409
+    return jsonify(error=result["message"], id=agent_id, sid=sid), code
+
+
+@bp.get("/callbacks")
+@require_token
+def callbacks():
+    """Open callback requests, oldest first, with the number to call back."""
+    router, failed = _router()
+    if failed:
+        return failed
+    rows = [{"sid": sid, **value} for sid, value in router.callback_requests().items()]
+    return jsonify(callbacks=sorted(rows, key=lambda r: float(r.get("at") or 0)))
+
+
 @bp.get("/queues")
 @require_token
 def queues():

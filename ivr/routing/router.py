@@ -175,8 +175,10 @@ class Router:
         info["sticky"] = snap.sticky if rules.rules.sticky.within_hours > 0 else ""
         return self._place(rules, snap, info, now)
 
-    def poll(self, sid: str) -> Decision:
-        """For a waiting call: agent assigned, still waiting (position, wait), or max wait passed."""
+    def poll(self, sid: str, caller: str = "") -> Decision:
+        """For a waiting call: agent assigned, still waiting (position, wait), or max wait passed.
+
+        ``caller`` is the number a callback request calls back (kept until an agent has)."""
         rules, now = self.rules, self.clock()
         snap = self._read(rules, now)
         info = snap.calls.get(sid)
@@ -202,7 +204,7 @@ class Router:
             message = localized(after.message, info.get("language"))
             if after.action == "callback":
                 if not call.callback:
-                    self.ledger.run([("mark_callback", self.ledger.core(), [now, self._chan(), sid])])
+                    self.ledger.run([("mark_callback", self.ledger.core(), [now, self._chan(), sid, caller])])
                 return Decision("fallback", queue_name, position=place.position, expected_wait_s=place.expected_wait_s,
                                 message=message or CALLBACK_MESSAGE, callback=True)
             self._release(rules, sid, now, "fallback")
@@ -260,6 +262,33 @@ class Router:
             self.tick()
         return {"ok": bool(ok), "state": state, "message": message}
 
+    def callback_done(self, sid: str, agent_id: str, talk_s: float = 0, reached: bool = True) -> dict:
+        """The agent offered callback request ``sid`` has called the caller back: close it.
+
+        Returns {ok, message}; the agent wraps up as after any call."""
+        rules, now = self.rules, self.clock()
+        if rules.agent(agent_id) is None:
+            return {"ok": False, "message": f"no agent {agent_id!r} on the roster"}
+        keys = self.ledger.core() + [self.keys.route_agent(agent_id)]
+        ok, message = self.ledger.run([("callback_done", keys, [now, self._chan(), sid, agent_id, max(0.0, float(talk_s)),
+                                                                self._day(rules, now),
+                                                                "reached" if reached else "unreachable"])])[0]
+        if ok:
+            self.tick()
+        return {"ok": bool(ok), "message": message if isinstance(message, str) else message.decode()}
+
+    def callback_requests(self) -> dict[str, dict]:
+        """Open callback requests: sid -> {"at": asked, "number": to call back}."""
+        out = {}
+        for sid, raw in (self.ledger.redis.hgetall(self.keys.route_callbacks()) or {}).items():
+            sid = sid.decode() if isinstance(sid, bytes) else sid
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                value = {}
+            out[sid] = value if isinstance(value, dict) else {"at": value, "number": ""}
+        return out
+
     def heartbeat(self, agent_id: str) -> dict:
         return self.set_status(agent_id, "heartbeat")
 
@@ -275,6 +304,8 @@ class Router:
         snap = self._read(rules, now)
         if self._dispatch(rules, snap, snap.waiting_calls(), now):
             snap = self._read(rules, now)
+        offered = {v.call for v in snap.views.values() if v.state == "reserved" and v.call in snap.callbacks}
+        callbacks = self.callback_requests() if offered else {}
         out = []
         for agent in rules.roster.agents:
             v = snap.views[agent.id]
@@ -283,7 +314,9 @@ class Router:
                         "state": v.state, "call": v.call or None, "since": v.since, "until": v.until or None,
                         "reason": v.reason, "misses": v.misses, "present": selection.present(rules, v, now),
                         "last_heartbeat": v.hb or None, "calls_today": v.calls_today, "talk_today_s": v.talk_today,
-                        "idle_s": round(now - idle_from, 1) if v.state == selection.FREE and idle_from else None})
+                        "idle_s": round(now - idle_from, 1) if v.state == selection.FREE and idle_from else None,
+                        # a callback request offered to the agent: whom to call back (agents see numbers)
+                        "callback": ({"sid": v.call, **callbacks.get(v.call, {})} if v.call in offered else None)})
         return out
 
     def queues_snapshot(self) -> list[dict]:

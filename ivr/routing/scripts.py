@@ -144,6 +144,26 @@ local function requeue(sid)
     emit({type = 'queue', event = 'requeued', sid = sid, queue = info.queue})
   end
 end
+-- an offer nobody answered nor refused in time. A callback request goes back to its place
+-- (the agent's app let it pass). A live call goes back in line once; when its next offer
+-- lapses too, Twilio has not been heard of it for two reservation timeouts: the call is
+-- lost (its caller is gone and the status callback with it) and leaves the router, so no
+-- agent is offered a ghost again and again. Should Twilio ask about it after all, the
+-- router does not know it and the call flow sends the caller to the fallback number.
+local function lapse(sid)
+  if redis.call('HEXISTS', KEYS[4], sid) == 1 then requeue(sid) return end
+  local raw = redis.call('HGET', KEYS[1], sid)
+  if raw and string.find(raw, '"lapsed": 1', 1, true) then
+    local info = cjson.decode(raw)
+    redis.call('HDEL', KEYS[3], sid)
+    redis.call('HDEL', KEYS[1], sid)
+    redis.call('ZREM', KEYS[2], sid)
+    emit({type = 'queue', event = 'lost', sid = sid, queue = info.queue})
+    return
+  end
+  if raw then redis.call('HSET', KEYS[1], sid, string.sub(raw, 1, -2) .. ', "lapsed": 1}') end
+  requeue(sid)
+end
 -- a call that was answered is over: count it, time the wrap-up
 local function finish(key, id, sid, talk, day)
   local info = info_of(sid) or {}
@@ -169,7 +189,7 @@ local function expire_one(key, id, cutoff)
     set_agent(key, id, 'offline', '', 'no heartbeat from the agent app; set status available when back', {'until', 0})
     return 1
   elseif state == 'reserved' and deadline <= now then
-    if call ~= '' then requeue(call) end
+    if call ~= '' then lapse(call) end
     set_agent(key, id, 'available', '', 'last offer expired unanswered', {'until', 0, 'avail_at', now})
     return 1
   elseif (state == 'wrap_up' or state == 'paused') and deadline <= now then
@@ -421,17 +441,40 @@ return {0, state, 'unknown status ' .. status}
 
 MARK_CALLBACK = _script(r"""
 -- MARK_CALLBACK: a waiting caller takes a callback; the entry keeps its place in line.
--- KEYS[1..14] CORE.  ARGV[1] now, ARGV[2] channel, ARGV[3] sid.
+-- KEYS[1..14] CORE.  ARGV[1] now, ARGV[2] channel, ARGV[3] sid, ARGV[4] the number to call back.
+-- The callbacks hash keeps {"at": asked, "number": N} until an agent has called back.
 -- Returns 1 if the call was waiting (now a callback request), else 0.
 """, r"""
 local sid = ARGV[3]
 if not redis.call('ZSCORE', KEYS[2], sid) then return 0 end
 if redis.call('HEXISTS', KEYS[4], sid) == 0 then
-  redis.call('HSET', KEYS[4], sid, now)
+  redis.call('HSET', KEYS[4], sid, cjson.encode({at = now, number = ARGV[4] or ''}))
   local info = info_of(sid) or {}
   emit({type = 'queue', event = 'callback', sid = sid, queue = info.queue})
 end
 return 1
+""")
+
+CALLBACK_DONE = _script(r"""
+-- CALLBACK_DONE: the agent offered a callback request has called the caller back.
+-- The request is closed and the agent wraps up (as after any call) or is free.
+-- KEYS[1..14] CORE; KEYS[15] the agent's hash.
+-- ARGV[1] now, ARGV[2] channel, ARGV[3] sid, ARGV[4] agent id, ARGV[5] talk time (s), ARGV[6] day,
+-- ARGV[7] 'reached' | 'unreachable'.
+-- Returns {1, ''} or {0, why}.
+""", r"""
+local sid, id = ARGV[3], ARGV[4]
+if redis.call('HEXISTS', KEYS[4], sid) == 0 then return {0, 'no callback request ' .. sid} end
+local st = redis.call('HMGET', KEYS[15], 'state', 'call')
+if st[1] ~= 'reserved' or st[2] ~= sid then return {0, 'the callback of ' .. sid .. ' is not offered to ' .. id} end
+redis.call('HDEL', KEYS[3], sid)
+redis.call('ZREM', KEYS[2], sid)
+finish(KEYS[15], id, sid, tonumber(ARGV[5]) or 0, ARGV[6])
+local info = info_of(sid) or {}
+redis.call('HDEL', KEYS[1], sid)
+redis.call('HDEL', KEYS[4], sid)
+emit({type = 'queue', event = 'called_back', sid = sid, queue = info.queue, agent = id, result = ARGV[7]})
+return {1, ''}
 """)
 
 REINDEX = _script(r"""
@@ -579,5 +622,5 @@ return {'queued', ''}
 ALL = {
     "reserve": RESERVE, "assign": ASSIGN, "release": RELEASE, "dial_result": DIAL_RESULT,
     "answered": ANSWERED, "expire": EXPIRE, "set_status": SET_STATUS,
-    "mark_callback": MARK_CALLBACK, "reindex": REINDEX, "snapshot": SNAPSHOT, "route": ROUTE,
+    "mark_callback": MARK_CALLBACK, "callback_done": CALLBACK_DONE, "reindex": REINDEX, "snapshot": SNAPSHOT, "route": ROUTE,
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from ivr.auth import require_token
+from ivr.ops.records import find_record
 from ivr.telephony.context import context
 
 bp = Blueprint("calls_api", __name__, url_prefix="/api/calls")
@@ -23,11 +24,9 @@ def get_call(sid: str):
         body = session.__dict__.copy()
         body.pop("token", None)
         return jsonify(call=body, live=session.live)
-    from ivr.ops.records import read_records
-
-    for record in read_records(ctx.redis, ctx.keys):
-        if record.get("sid") == sid:
-            return jsonify(call=record, live=False)
+    record = find_record(ctx.redis, ctx.keys, sid, scan=False)
+    if record is not None:
+        return jsonify(call=record, live=False)
     return jsonify(error=f"no call {sid}"), 404
 
 
@@ -45,9 +44,7 @@ def correct_category(sid: str):
     session = ctx.sessions.get(sid)
     record = None
     if session is None:
-        from ivr.ops.records import read_records
-
-        record = next((r for r in read_records(ctx.redis, ctx.keys) if r.get("sid") == sid), None)
+        record = find_record(ctx.redis, ctx.keys, sid, scan=False)
         if record is None:
             return jsonify(error=f"no call {sid}"), 404
     language = session.language if session else record.get("language", "")

@@ -91,7 +91,7 @@ def waiting(ctx: CallContext, session: Session) -> str:
     hotline = ctx.config.hotline(session.hotline)
     if session.state != "queued" or ctx.router is None:
         return twiml.leave()
-    decision = ctx.router.poll(session.sid)
+    decision = ctx.router.poll(session.sid, caller=session.caller)
     if decision.kind == "agent" and decision.agent is not None:
         ctx.sessions.update(session.sid, "connecting", agent=decision.agent.id, agent_address=decision.agent.address)
         return twiml.leave()

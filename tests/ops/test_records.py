@@ -91,6 +91,7 @@ def test_find_record_without_its_reference_key_scans(redis):
     redis.delete(KEYS.record_ref("CA1"))
     assert records.find_record(redis, KEYS, "CA1")["sid"] == "CA1"
     assert records.find_record(redis, KEYS, "CAnope") is None
+    assert records.find_record(redis, KEYS, "CA1", scan=False) is None  # request paths never walk the stream
 
 
 def test_unreadable_entries_are_skipped_not_fatal(redis):

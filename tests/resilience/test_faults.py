@@ -275,10 +275,9 @@ def test_status_callback_that_never_comes_the_session_expires(redis_server, redi
     assert h.redis.zscore(h.keys.live_calls(), sid) is None
 
 
-@pytest.mark.xfail(strict=True, reason="routing: an offer that expires unanswered requeues the lost call, "
-                                       "and the agent is offered it again every reservation_timeout_s "
-                                       "(ivr/routing, reported to the lead)")
 def test_status_callback_that_never_comes_the_agent_is_freed(redis_server, redis, hotlines):
+    """Twilio loses the call after the <Dial>: the offer lapses, is retried once, lapses
+    again, and the router lets the ghost go; the agent takes the next real caller."""
     h = hotlines(redis_server.url, agents=1, rules_edit=_short_offers)
     on_shift(h.url, "bench01")
     trace = standin(h.url, session=LosingTwilio()).place_call([PAYMENT, PAYMENT], to=KO)

@@ -28,7 +28,8 @@ def api(build, config_file, redis_url, clean_env):
 
 
 @pytest.mark.parametrize("method, path", [("get", "/api/agents"), ("post", "/api/agents/ann/status"),
-                                          ("post", "/api/agents/ann/heartbeat"), ("get", "/api/queues")])
+                                          ("post", "/api/agents/ann/heartbeat"), ("get", "/api/queues"),
+                                          ("post", "/api/agents/ann/callback-done"), ("get", "/api/callbacks")])
 def test_every_route_needs_the_bearer_token(api, method, path):
     client, _ = api()
     assert getattr(client, method)(path).status_code == 401
@@ -90,6 +91,29 @@ def test_queues_show_waiting_and_abandoned(api, mk):
     router.call_ended("CA2")
     queues = {q["name"]: q for q in client.get("/api/queues", headers=AUTH).json["queues"]}
     assert queues["security"]["waiting"] == 1 and queues["security"]["abandoned_today"] == 1
+
+
+def test_agent_calls_back_a_caller_through_the_api(api, mk, clock):
+    client, router = api()
+    for agent in ("ann", "bob", "dan"):
+        router.set_status(agent, "offline")
+    router.route(mk.call("CA1", "payment", arrived=clock.now))
+    clock.advance(301)
+    assert router.poll("CA1", caller="+821099998888").callback
+    router.call_ended("CA1")
+    listed = client.get("/api/callbacks", headers=AUTH).json["callbacks"]
+    assert [(c["sid"], c["number"]) for c in listed] == [("CA1", "+821099998888")]
+    client.post("/api/agents/ann/status", json={"status": "available"}, headers=AUTH)
+    ann = next(a for a in client.get("/api/agents", headers=AUTH).json["agents"] if a["id"] == "ann")
+    assert ann["callback"] == {"sid": "CA1", "at": listed[0]["at"], "number": "+821099998888"}
+    bad = client.post("/api/agents/ann/callback-done", json={"sid": "CA1", "talk_s": -3}, headers=AUTH)
+    assert bad.status_code == 400
+    assert client.post("/api/agents/bob/callback-done", json={"sid": "CA1"}, headers=AUTH).status_code == 409
+    assert client.post("/api/agents/ann/callback-done", json={"sid": "CA9"}, headers=AUTH).status_code == 404
+    done = client.post("/api/agents/ann/callback-done", json={"sid": "CA1", "talk_s": 80}, headers=AUTH)
+    assert done.status_code == 200 and done.json["closed"]
+    assert client.get("/api/callbacks", headers=AUTH).json["callbacks"] == []
+    assert router.agents_snapshot()[0]["state"] == "wrap_up"
 
 
 def test_api_says_why_when_the_router_did_not_load(api):

@@ -319,6 +319,49 @@ def test_stale_reservation_expires_and_the_call_keeps_its_place(build, mk, clock
     assert redis.zscore("t:{route}:waiting", "CA1") is None or redis.zscore("t:{route}:waiting", "CA1") == start
 
 
+def test_a_call_whose_offers_lapse_twice_is_lost_not_offered_forever(build, mk, clock, redis):
+    router = build(rules=no_heartbeats(mk))
+    offline(router, "bob", "dan")
+    assert router.route(mk.call("CA1", "payment", arrived=clock.now)).agent.id == "ann"
+    clock.advance(46)  # Twilio never says how the offer went: back in line once, ann gets it again
+    router.tick()
+    assert mk.state(router, "ann")["call"] == "CA1"
+    clock.advance(46)  # ... and again nothing: the call is gone, ann is free for real callers
+    router.tick()
+    assert mk.state(router, "ann")["state"] == "available" and not mk.state(router, "ann")["call"]
+    assert redis.hget("t:{route}:calls", "CA1") is None and redis.zscore("t:{route}:waiting", "CA1") is None
+    assert router.route(mk.call("CA2", "payment", arrived=clock.now)).agent.id == "ann"
+    # should Twilio ask about the lost call after all, it is sent to a person by the fallback
+    assert router.poll("CA1").kind == "fallback"
+
+
+def test_callback_request_is_offered_with_its_number_and_closed_by_the_agent(build, mk, clock, redis):
+    router = build(rules=no_heartbeats(mk))
+    offline(router, "ann", "bob", "dan")
+    router.route(mk.call("CA1", "payment", arrived=clock.now))
+    clock.advance(301)
+    assert router.poll("CA1", caller="+821012345678").callback
+    router.call_ended("CA1")  # the caller hangs up to be called back
+    assert router.callback_requests()["CA1"]["number"] == "+821012345678"
+    assert router.set_status("ann", "available")["ok"]
+    ann = next(a for a in router.agents_snapshot() if a["id"] == "ann")
+    assert ann["state"] == "reserved" and ann["callback"]["number"] == "+821012345678"
+    assert ann["callback"]["sid"] == "CA1"
+    # the offer lapses (ann's app let it pass): the request keeps its place, however often
+    for _ in range(3):
+        clock.advance(46)
+        router.tick()
+        assert "CA1" in router.callback_requests()
+    assert mk.state(router, "ann")["call"] == "CA1"
+    wrong = router.callback_done("CA1", "bob", 60)
+    assert not wrong["ok"] and "not offered to bob" in wrong["message"]
+    assert router.callback_done("CA1", "ann", 95)["ok"]
+    assert "CA1" not in router.callback_requests()
+    assert mk.state(router, "ann")["state"] == "wrap_up"
+    assert not router.callback_done("CA1", "ann", 95)["ok"]  # closed once
+    assert redis.zscore("t:{route}:waiting", "CA1") is None and redis.hget("t:{route}:held", "CA1") is None
+
+
 def test_agent_whose_app_stops_sending_heartbeats_goes_offline_by_itself(build, mk, clock):
     router = build()
     clock.advance(50)
