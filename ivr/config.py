@@ -91,6 +91,9 @@ class Endpointing(Section):
     silence_after_speech_s: float = Field(0.7, gt=0, le=5)
     max_listen_s: float = Field(12.0, gt=0, le=120)
     no_speech_timeout_s: float = Field(5.0, gt=0, le=60)
+    # once the words so far settle the category (classifier confident), this much silence
+    # is enough to end the utterance; 0 = always wait silence_after_speech_s
+    settled_silence_s: float = Field(0.3, ge=0, le=5)
 
 
 class AsrConfig(Section):

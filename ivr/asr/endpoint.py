@@ -9,6 +9,12 @@ accelerated replay ends exactly where a live call would):
 - ``no_speech``  – ``no_speech_timeout_s`` of audio and not one word yet;
 - ``max_length`` – ``max_listen_s`` of audio, whatever is going on.
 
+- ``speech``, sooner – the words so far already *settle* the category (the listener's
+                   ``settles`` check: the classifier is confident on them), and then
+                   ``settled_silence_s`` (default 0.3 s) passed without the caller's voice:
+                   a caller who has said what they need is not kept waiting for the full
+                   guard. A later partial that unsettles it restores the full guard.
+
 "Without the caller's voice" has two witnesses, and either one ends the utterance:
 
 1. the frame level: a frame is voice when it is clearly above the line's own noise floor
@@ -34,10 +40,18 @@ class EndpointRules:
     silence_after_speech_s: float = 0.7
     max_listen_s: float = 12.0
     no_speech_timeout_s: float = 5.0
+    settled_silence_s: float = 0.3  # 0 = off: always the full guard
 
     @classmethod
     def from_config(cls, endpointing) -> "EndpointRules":
-        return cls(endpointing.silence_after_speech_s, endpointing.max_listen_s, endpointing.no_speech_timeout_s)
+        return cls(endpointing.silence_after_speech_s, endpointing.max_listen_s, endpointing.no_speech_timeout_s,
+                   getattr(endpointing, "settled_silence_s", cls.settled_silence_s))
+
+    def guard(self, settled: bool) -> float:
+        """Silence after speech that ends the utterance."""
+        if settled and self.settled_silence_s > 0:
+            return min(self.silence_after_speech_s, self.settled_silence_s)
+        return self.silence_after_speech_s
 
 
 @dataclass
@@ -73,7 +87,9 @@ class Endpointer:
     voice_end_s: float | None = None     # end of the last frame that was voice
     segment_end_s: float | None = None   # last word of the last closed segment, if none came since
     speech_end_s: float | None = None    # end of speech as decided
+    settled: bool = False            # the words so far settle the category (set by the listener)
     outcome: str | None = None
+    early: bool = False              # ended on the shorter, settled guard
 
     @property
     def audio_s(self) -> float:
@@ -106,11 +122,13 @@ class Endpointer:
             return self.outcome
         r = self.rules
         if self.heard_words:
+            guard = r.guard(self.settled)
             ends = [e for e in (self.voice_end_s, self.segment_end_s)
-                    if e is not None and self.audio_s - e >= r.silence_after_speech_s]
+                    if e is not None and self.audio_s - e >= guard]
             if ends:
                 self.speech_end_s = max(ends)
                 self.outcome = "speech"
+                self.early = guard < r.silence_after_speech_s
                 return self.outcome
         if self.audio_s >= r.max_listen_s:
             self.outcome = "max_length"

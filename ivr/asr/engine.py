@@ -64,6 +64,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -105,6 +106,7 @@ class Utterance:
     partial: str = ""              # the last partial hypothesis heard
     finalize_ms: float = 0.0       # wall time from the frame that ended listening to the final text
     model: str = ""
+    settled: bool = False          # ended on the shorter guard: the words had settled the category
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -172,8 +174,11 @@ class Listener:
     """Listens to one call's caller until the end of their utterance. One thread feeds it."""
 
     def __init__(self, pool: RecognizerPool, model_name: str, rules: EndpointRules,
-                 decoders: threading.Semaphore | None = None):
+                 decoders: threading.Semaphore | None = None, settles: Callable[[str], bool] | None = None):
+        """``settles(text)``: do the words so far already decide the call (the classifier is
+        confident)? Asked on each new partial; when yes, a shorter silence ends the utterance."""
         self.model_name = model_name
+        self._settles = settles
         self.sample_rate = sample_rate = pool.sample_rate
         self._pool = pool
         self._pooled = pool.acquire()
@@ -235,6 +240,8 @@ class Listener:
                         ep.on_partial(text)
                         if text:
                             self._last_partial = text
+                        if self._settles is not None and text != self._partial:
+                            self._settle(" ".join([*self._segments, text]))
                         if text != self._partial:
                             self._partial = text
                             events.append(SpeechEvent("partial", text, round(ep.audio_s, 3)))
@@ -243,6 +250,13 @@ class Listener:
                 self._close(outcome, arrived)
                 events.append(SpeechEvent("final", self.utterance.text, round(ep.audio_s, 3)))
             return events
+
+    def _settle(self, text: str) -> None:
+        try:
+            self._endpointer.settled = bool(text.strip()) and bool(self._settles(text))
+        except Exception:  # a failing check never stops listening; the full guard applies
+            log.exception("settles check failed; keeping the full silence guard")
+            self._endpointer.settled = False
 
     def finish(self, reason: str = "stream_end") -> Utterance:
         """The utterance so far (idempotent); closes the recognizer."""
@@ -259,6 +273,8 @@ class Listener:
             self._words.extend(words)
             self._last_partial = text
         self._endpointer.on_segment(text, words[-1].end if words else None)
+        if self._settles is not None and text and self.utterance is None and self._rec is not None:
+            self._settle(" ".join(self._segments))
         self._partial = ""
         return SpeechEvent("final", text, round(self._endpointer.audio_s, 3))
 
@@ -300,6 +316,7 @@ class Listener:
             partial=self._last_partial,
             finalize_ms=round((done - trigger_wall) * 1000, 1),
             model=self.model_name,
+            settled=self._endpointer.early,
         )
 
     def _arrival_of(self, audio_s: float | None, default: float) -> float:
@@ -337,13 +354,13 @@ class SpeechEngine:
     def ready(self, model_name: str) -> bool:
         return model_name in self.models
 
-    def listener(self, model_name: str, endpointing=None) -> Listener:
+    def listener(self, model_name: str, endpointing=None, settles: Callable[[str], bool] | None = None) -> Listener:
         loaded = self.models.get(model_name)
         if loaded is None:
             reason = self.problems.get(model_name, "it is not used by any hotline in config.yaml")
             raise ModelError(f"speech model {model_name} is not loaded: {reason}")
         rules = _rules(endpointing) if endpointing is not None else self.rules
-        return Listener(self.pools[model_name], model_name, rules, self._decoders)
+        return Listener(self.pools[model_name], model_name, rules, self._decoders, settles)
 
     def close(self) -> None:
         for pool in self.pools.values():

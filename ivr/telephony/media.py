@@ -93,8 +93,19 @@ class StreamTurn:
         if speech is None or not speech.ready(hotline.model):
             self._store(outcome="asr_unavailable", text="", details={})
             return False
-        self.listener = speech.listener(hotline.model)
+        self.listener = speech.listener(hotline.model, settles=self._settles(hotline.language))
         return True
+
+    def _settles(self, language: str):
+        """The early-decision check: do the words so far route the call at once?"""
+        classifier = self.ctx.services.classifier
+        if classifier is None or self.ctx.config.asr.endpointing.settled_silence_s <= 0:
+            return None
+
+        def settles(text: str) -> bool:
+            p = classifier.predict(text, language)
+            return p.decision == "route" and p.category != "out_of_scope"
+        return settles
 
     def on_media(self, event: protocol.Media) -> bool:
         """Feed one frame; True when the caller has finished speaking."""

@@ -76,6 +76,32 @@ def test_a_short_pause_does_not_end_the_utterance():
     assert run(ep, 0.7, QUIET) == "speech" and abs(ep.speech_end_s - 2.5) < 1e-6
 
 
+def test_words_that_settle_the_category_end_the_utterance_on_the_shorter_guard():
+    ep = Endpointer(RULES)
+    run(ep, 0.5, QUIET)
+    run(ep, 1.0, LOUD, "결제가 안 돼요")
+    ep.settled = True
+    assert run(ep, 0.28, QUIET) is None
+    assert run(ep, 0.04, QUIET) == "speech" and ep.early
+    assert abs(ep.speech_end_s - 1.5) < 1e-6
+
+
+def test_unsettled_words_keep_the_full_guard_and_settling_can_be_switched_off():
+    ep = Endpointer(RULES)
+    run(ep, 0.5, QUIET)
+    run(ep, 1.0, LOUD, "음")
+    ep.settled = True
+    ep.settled = False  # a later partial unsettled it
+    assert run(ep, 0.6, QUIET) is None
+    assert run(ep, 0.2, QUIET) == "speech" and not ep.early
+    off = Endpointer(EndpointRules(0.7, 12.0, 5.0, settled_silence_s=0))
+    run(off, 0.5, QUIET)
+    run(off, 1.0, LOUD, "결제가 안 돼요")
+    off.settled = True
+    assert run(off, 0.6, QUIET) is None
+    assert run(off, 0.2, QUIET) == "speech" and not off.early
+
+
 def test_voice_without_words_is_not_speech_and_times_out():
     ep = Endpointer(RULES)
     assert run(ep, 6.0, LOUD, "") == "no_speech"

@@ -131,6 +131,43 @@ def test_a_longer_guard_per_listener_listens_longer(engine, sp):
     assert u.speech_end_s + 1.5 - 1e-6 <= u.audio_s < u.speech_end_s + 1.6
 
 
+@pytest.mark.parametrize("name", ["ko_payment", "ko_game", "ko_usage"])
+def test_words_that_settle_the_call_end_the_utterance_on_the_shorter_guard(engine, sp, name):
+    # The fixtures' transcripts carry no reliable keywords (see tests/fixtures/speech/README.md),
+    # so the check here is "any words at all"; on the call path it is the classifier's
+    # route-at-once decision (ivr/telephony/media.py).
+    asked = []
+
+    def settles(text):
+        asked.append(text)
+        return bool(text.strip())
+
+    full, _ = sp.play(engine.listener(KO), sp.mulaw(name))
+    early, _ = sp.play(engine.listener(KO, settles=settles), sp.mulaw(name))
+    assert (full.outcome, early.outcome) == ("speech", "speech")
+    assert not full.settled and early.settled and asked
+    # the same end of speech, then 0.3 s of silence instead of 0.7 s
+    assert abs(early.speech_end_s - full.speech_end_s) < 0.15
+    assert early.speech_end_s + 0.3 - 1e-6 <= early.audio_s < early.speech_end_s + 0.4
+    assert early.audio_s <= full.audio_s - 0.3
+    assert HANGUL.search(early.text), early.text  # the final text still has every word decoded
+
+
+def test_words_that_do_not_settle_keep_the_full_guard(engine, sp):
+    u, _ = sp.play(engine.listener(KO, settles=lambda text: False), sp.mulaw("ko_payment"))
+    assert u.outcome == "speech" and not u.settled
+    assert u.speech_end_s + GUARD - 1e-6 <= u.audio_s < u.speech_end_s + GUARD + 0.1
+
+
+def test_a_failing_settles_check_keeps_the_full_guard(engine, sp):
+    def broken(text):
+        raise RuntimeError("classifier gone")
+
+    u, _ = sp.play(engine.listener(KO, settles=broken), sp.mulaw("ko_payment"))
+    assert u.outcome == "speech" and not u.settled
+    assert u.speech_end_s + GUARD - 1e-6 <= u.audio_s
+
+
 def test_simultaneous_calls_share_the_model_each_with_its_own_recognizer(engine, sp):
     names = ["ko_payment", "ko_refund", "ko_game", "ko_human"]
     results: dict[str, object] = {}
