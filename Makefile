@@ -41,11 +41,12 @@ models: $(STAMP)
 classifier: $(STAMP)
 	$(BIN)/ivr intents train --if-stale
 
-# The ops page's browser test drives Debian's Chromium; install it when we may (root with
+# The ops page's browser test drives Debian's Chromium (with CJK fonts, so Korean and
+# Chinese transcripts render in its screenshot); install it when we may (root with
 # apt-get), otherwise that one test skips and says why.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) || \
 	  echo "chromium not installed: the ops page browser test will be skipped"; }
 
 # Place a simulated call (Twilio stand-in) against the server `make run` started.
