@@ -64,9 +64,18 @@ def on_error(exc: Exception):
     log.exception("webhook failed; caller sent to the fallback number",
                   extra={"call_sid": sid, "path": request.path})
     try:
-        ctx = context()
-        ctx.metric("count_webhook_error", request.path.rsplit("/", 1)[-1])
-        return xml(fallback_twiml(ctx, sid))
+        context().metric("count_webhook_error", request.path.rsplit("/", 1)[-1])
+    except Exception:  # the metric is not worth a second failure
+        pass
+    # Not every document may <Dial>: a wait URL may only play and <Leave/> (the <Enqueue>
+    # action then reaches the fallback), and the agent's leg and the status callback must
+    # never ring the fallback number themselves.
+    if request.endpoint == "twilio.wait":
+        return xml(twiml.leave())
+    if request.endpoint in ("twilio.answered", "twilio.status"):
+        return xml(twiml.empty())
+    try:
+        return xml(fallback_twiml(context(), sid))
     except Exception:  # even our fallback failed: a bare <Dial> still reaches a human
         return xml(twiml.transfer(None, "", current_app.extensions["hotline"].config.fallback.dial))
 

@@ -77,6 +77,28 @@ def test_redis_down_still_answers_twiml_that_reaches_a_human(cfg, tmp_path):
         assert root.find("Dial").text == cfg.fallback.dial, path
 
 
+def test_redis_down_a_queued_caller_leaves_the_queue_and_reaches_a_human(cfg, tmp_path):
+    """A wait document may not <Dial>: it leaves, and the <Enqueue> action dials the fallback."""
+    client = app_with(cfg, connect(f"unix://{tmp_path}/no-such-redis.sock")).test_client()
+    response = signed_post(client, "/twilio/wait", dict(CALL, QueuePosition="1", QueueTime="30"))
+    assert response.status_code == 200
+    root = ET.fromstring(response.data)
+    assert [child.tag for child in root] == ["Leave"]
+    response = signed_post(client, "/twilio/queued", dict(CALL, QueueResult="leave", QueueTime="30"))
+    assert ET.fromstring(response.data).find("Dial").text == cfg.fallback.dial
+
+
+def test_redis_down_the_agent_leg_and_status_callback_never_ring_the_fallback(cfg, tmp_path):
+    client = app_with(cfg, connect(f"unix://{tmp_path}/no-such-redis.sock")).test_client()
+    leg = dict(CALL, CallSid="CA00000000000000000000000000000002", ParentCallSid=CALL["CallSid"])
+    for path, params in (("/twilio/answered?call=%s&agent=minji" % CALL["CallSid"], leg),
+                         ("/twilio/status", dict(CALL, CallStatus="completed", CallDuration="40"))):
+        response = signed_post(client, path, params)
+        assert response.status_code == 200, path
+        root = ET.fromstring(response.data)
+        assert root.tag == "Response" and root.find("Dial") is None, path
+
+
 def test_malformed_webhook_without_call_sid_gets_fallback_twiml(cfg, redis):
     client = app_with(cfg, connect(cfg.redis.url)).test_client()
     response = signed_post(client, "/twilio/voice", {"From": "+1"})
