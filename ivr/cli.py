@@ -58,13 +58,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ivr.server import serve
 
     cfg = load_config(args)
-    return serve(cfg, host=args.host, port=args.port, workers=args.workers, threads=args.threads)
+    return serve(cfg, host=args.host, port=args.port, workers=args.workers, threads=args.threads,
+                 config_path=args.config)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from ivr.doctor import render, run_checks
 
-    cfg = load_config(args)
+    from ivr.doctor import config_problem_checks
+
+    try:
+        cfg = config_mod.load(args.config)
+    except config_mod.ConfigError as exc:
+        # The one-line error a start-up would print, then each problem with its fix.
+        print(f"ivr: {exc}", file=sys.stderr)
+        print(render(config_problem_checks(exc.problems)))
+        print("\nthe other checks need a config that parses; run `ivr doctor` again after fixing it")
+        return 2
     checks = run_checks(cfg)
     print(render(checks))
     failed = sum(c.level == "fail" for c in checks)

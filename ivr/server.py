@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 from ivr import logs
 from ivr.config import Config
@@ -13,7 +14,8 @@ log = logging.getLogger(__name__)
 
 
 def serve(config: Config, host: str | None = None, port: int | None = None,
-          workers: int | None = None, threads: int | None = None) -> int:
+          workers: int | None = None, threads: int | None = None, config_path: str | None = None) -> int:
+    """``config_path``: the file ``config`` was read from; every worker reads it again."""
     from gunicorn.app.base import BaseApplication
 
     logs.configure(config.logging.level, config.logging.json_lines)
@@ -39,7 +41,7 @@ def serve(config: Config, host: str | None = None, port: int | None = None,
         "preload_app": False,
         "child_exit": lambda server, worker: multiproc.worker_exited(worker.pid),
     }
-    config_path = f"{config.base_dir}/config.yaml"
+    config_path = str(Path(config_path).resolve()) if config_path else f"{config.base_dir}/config.yaml"
 
     class HotlineServer(BaseApplication):
         def load_config(self):

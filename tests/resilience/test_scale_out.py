@@ -34,7 +34,9 @@ class Alternating:
 
 
 def test_one_call_moves_between_two_servers_and_completes(tmp_path, redis_server, redis, servers):
+    # a config file not named config.yaml: every worker must read the file it was given
     config = write_config(tmp_path / "cfg", agents=2)
+    config = config.rename(config.with_name("hotline-prod.yaml"))
     pretrain(config, redis_server.url)
     a = servers(config, redis_server.url)
     b = servers(config, redis_server.url)
