@@ -23,8 +23,26 @@ class Check:
     fix: str = ""
 
 
+def config_problem_checks(problems) -> list[Check]:
+    """A config that does not parse: one failed check per problem, each with its fix."""
+    checks = []
+    for p in problems:
+        where = f"{p.file}:{p.line}" if getattr(p, "line", None) else getattr(p, "file", "config")
+        key, reason = getattr(p, "key", ""), getattr(p, "reason", str(p))
+        if "unknown key" in reason:
+            fix = f"remove {key or 'that key'} at {where} or correct its spelling (README, 'Configuration reference')"
+        elif reason.startswith("expected"):
+            fix = f"at {where}, give {key or 'the value'} {reason.split(', found ')[0]}"
+        elif key.startswith("environment ") or str(where).startswith("environment "):
+            fix = f"correct the environment variable ({where}); its value is never printed"
+        else:
+            fix = f"correct {where}: {reason}"
+        checks.append(Check("config", "fail", str(p), fix + "; the server refuses to start until it parses"))
+    return checks
+
+
 def config_checks(config: Config) -> list[Check]:
-    checks = [Check("config", "ok", f"{config.base_dir}/config.yaml parsed")]
+    checks = [Check("config", "ok", "parsed")]
     if not config.twilio.validate_signatures:
         checks.append(Check("twilio signatures", "warn", "signature validation is OFF: anyone can forge webhooks",
                             "set twilio.validate_signatures: true (only turn it off on a laptop)"))

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-SUBCOMMANDS = ["serve", "doctor", "models", "transcribe", "intents", "rules", "agents", "replay", "calls"]
+SUBCOMMANDS = ["serve", "doctor", "models", "transcribe", "intents", "rules", "agents", "replay", "calls", "bench"]
 
 
 def ivr(*args, env=None, cwd=None, timeout=120):
@@ -42,6 +42,26 @@ def test_broken_config_stops_with_one_line(config_file):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith(f"ivr: {config_file}:") and "server.workers: expected an integer, found 'many'" in lines[0]
+    # and on stdout, the problem with its fix
+    assert "[FAIL] config:" in result.stdout and "server.workers" in result.stdout
+    assert "fix: at " in result.stdout and "give server.workers expected an integer" in result.stdout
+
+
+def test_doctor_on_an_unknown_key_says_to_remove_it(config_file):
+    config_file.write_text(config_file.read_text() + "\nbogus_section: {}\n")
+    result = ivr("--config", str(config_file), "doctor")
+    assert result.returncode == 2
+    assert "[FAIL] config:" in result.stdout and "fix: remove bogus_section" in result.stdout
+
+
+def test_doctor_names_a_broken_rules_file_and_how_to_fix_it(config_file, redis_url):
+    rules = config_file.parent / "routing" / "rules.yaml"
+    rules.write_text(rules.read_text(encoding="utf-8") + "\nnot_a_rules_key: 1\n", encoding="utf-8")
+    result = ivr("--config", str(config_file), "doctor", env={"REDIS_URL": redis_url})
+    line = next(l for l in result.stdout.splitlines() if l.startswith("[FAIL] routing rules:"))
+    assert "rules.yaml:" in line and "not_a_rules_key" in line
+    assert "fix: fix the line named, then `ivr rules check`" in result.stdout
+    assert result.returncode == 1
 
 
 def test_serve_refuses_a_broken_config_before_starting(config_file):
