@@ -4,7 +4,7 @@ Debian's ``chromium`` is driven over the Chrome DevTools Protocol (``websocket-c
 no WebDriver). The test signs in through the form, then watches the page's DOM: the
 agent changes state, a call appears with what the recognizer heard, the queue grows
 when a second caller waits and shrinks when the agent is free again. It saves a
-screenshot (to the test's temporary folder; ``OPS_SCREENSHOT=docs/ops-page.png`` refreshes the README's picture).
+screenshot (to the test's temporary folder; ``OPS_SCREENSHOT=tests/ops/ops-page.png`` refreshes the README's picture).
 """
 
 from __future__ import annotations
