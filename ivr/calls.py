@@ -49,6 +49,7 @@ class Session:
     partial: str = ""
     transcript: str = ""
     transcripts: list[str] = field(default_factory=list)
+    recordings: list[str] = field(default_factory=list)  # one WAV per listening turn (calls.record_audio)
     speech_outcome: str = ""
     speech: dict[str, Any] = field(default_factory=dict)
     category: str = ""

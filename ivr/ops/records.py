@@ -203,7 +203,7 @@ def count_records(redis, keys) -> int:
 
 CSV_FIRST = ["record_id", "sid", "hotline", "language", "caller", "started_at", "ended_at", "duration_s",
              "transcript", "category", "confidence", "runner_up", "reprompts", "routed_on_first_utterance",
-             "queue", "wait_s", "agent", "dial_outcomes", "fallback", "outcome", "audio_path"]
+             "queue", "wait_s", "agent", "dial_outcomes", "fallback", "outcome", "audio_path", "recordings"]
 
 
 def flatten(record: dict, prefix: str = "") -> dict[str, Any]:
@@ -231,7 +231,8 @@ def csv_columns(seen: Iterable[str]) -> list[str]:
 # --- recordings retention -------------------------------------------------------------
 
 def purge_recordings(folder: str | Path, retention_days: int | float, now: float | None = None) -> list[Path]:
-    """Delete the ``*.wav`` files in ``folder`` last written more than ``retention_days`` ago.
+    """Delete the recordings (``*.wav``, and the ``*.json`` record beside them) in ``folder``
+    last written more than ``retention_days`` ago.
 
     Returns the deleted paths. A missing folder is nothing to purge."""
     folder = Path(folder)
@@ -239,7 +240,7 @@ def purge_recordings(folder: str | Path, retention_days: int | float, now: float
         return []
     cutoff = (time.time() if now is None else now) - retention_days * 86400
     deleted = []
-    for path in folder.glob("*.wav"):
+    for path in [*folder.glob("*.wav"), *folder.glob("*.json")]:
         try:
             if path.is_file() and path.stat().st_mtime < cutoff:
                 path.unlink()

@@ -22,7 +22,8 @@ def register(sub) -> None:
                "  ivr replay call.wav --to +18005550100 --agent-answers no yes --speed 4\n"
                "  ivr replay call.wav --hangup-while queued --hangup-after 10 --json")
     replay.add_argument("wav", metavar="CALL.wav", nargs="+",
-                        help="the caller's audio (any WAV: PCM or mu-law, any rate); give several for re-prompts")
+                        help="the caller's audio (any WAV: PCM or mu-law, any rate); give several for re-prompts, "
+                             "or a recorded call's CA....json (calls.record_audio) to play all its turns")
     replay.add_argument("--to", metavar="NUMBER", help="the hotline number called (default: the default hotline's first number)")
     replay.add_argument("--from", dest="from_", default="+15551230000", metavar="NUMBER", help="the caller's number (default: %(default)s)")
     replay.add_argument("--url", help="where the server really listens (default: http://server.host:server.port)")
@@ -51,12 +52,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     try:
-        audio = [read_wav(path) for path in args.wav]
+        wavs, recorded_to = recorded_call(args.wav)
+        audio = [read_wav(path) for path in wavs]
         behaviours = [AgentBehaviour.parse(b) for b in args.agent_answers]
-    except (WavError, ValueError) as exc:
+    except (WavError, ValueError, OSError) as exc:
         print(f"ivr replay: {exc}", file=sys.stderr)
         return 2
-    to = args.to or next(iter(cfg.hotline(cfg.default_hotline).numbers), "+18005550100")
+    to = args.to or recorded_to or next(iter(cfg.hotline(cfg.default_hotline).numbers), "+18005550100")
     url = args.url or f"http://{cfg.server.host}:{cfg.server.port}"
     standin = TwilioStandIn(cfg.server.public_url, token or "unsigned", connect_to=url, speed=args.speed)
     trace = standin.place_call(audio, from_=args.from_, to=to, agent_behaviour=behaviours,
@@ -69,3 +71,26 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"ivr replay: nothing answered at {url}; is the server running (`ivr serve`)? Use --url to point "
               "at it.", file=sys.stderr)
     return 1 if trace.errors else 0
+
+
+def recorded_call(paths: list[str]) -> tuple[list[str], str]:
+    """WAV paths to play, and the number called: a recorded call's ``.json`` (written beside
+    its WAVs when ``calls.record_audio`` is on) stands for all its turns."""
+    from pathlib import Path
+
+    wavs, to = [], ""
+    for name in paths:
+        path = Path(name)
+        if path.suffix.lower() != ".json":
+            wavs.append(str(path))
+            continue
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            turns = [str(path.parent / t) for t in record["recordings"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}: not a recorded call's record ({exc.__class__.__name__}: {exc})") from None
+        if not turns:
+            raise ValueError(f"{path}: the record names no recordings")
+        wavs.extend(turns)
+        to = to or str(record.get("to") or "")
+    return wavs, to

@@ -136,10 +136,12 @@ class StreamTurn:
     def _store(self, outcome: str, text: str, details: dict) -> None:
         session = self.session
         details = dict(details, turn=session.reprompts, finished_at=self.finished_wall or time.time())
+        more = {}
         if self.audio is not None and self.audio:
             details["audio_path"] = self._save_audio()
+            more["recordings"] = [p for p in session.recordings if p != details["audio_path"]] + [details["audio_path"]]
         self.ctx.sessions.update(self.sid, "understanding" if session.state != "ended" else "ended",
-                                 speech_outcome=outcome, transcript=text, partial=text, speech=details)
+                                 speech_outcome=outcome, transcript=text, partial=text, speech=details, **more)
         self.stored = True
         log.info("caller finished speaking", extra={"call_sid": self.sid, "speech_outcome": outcome})
 

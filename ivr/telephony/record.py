@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+from pathlib import Path
 
 from ivr.calls import Session
 from ivr.telephony.context import CallContext
@@ -39,7 +42,28 @@ def build(session: Session, duration_s: float) -> dict:
         "fallback": session.fallback,
         "outcome": session.outcome,
         "audio_path": session.speech.get("audio_path", ""),
+        "recordings": session.recordings,
     }
+
+
+def replay_command(session: Session) -> str:
+    """The `ivr replay` line that plays this call again: every turn's WAV, the number called."""
+    names = " ".join(Path(p).name for p in session.recordings)
+    return f"ivr replay {names} --to {session.to}" if session.to else f"ivr replay {names}"
+
+
+def write_sidecar(folder: Path, session: Session, record: dict) -> Path:
+    """``<sid>.json`` beside the call's WAVs: its masked record and how to replay it, so a
+    misrouted call becomes a regression test by copying these files into ``tests/``.
+    Written whole or not at all (temporary file, then rename)."""
+    path = Path(folder) / f"{session.sid}.json"
+    body = dict(record, recordings=[Path(p).name for p in session.recordings],
+                audio_path=Path(record["audio_path"]).name if record.get("audio_path") else "",
+                to=session.to, replay=replay_command(session))
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(body, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
 
 
 def write(ctx: CallContext, session: Session, duration_s: float) -> None:
@@ -47,5 +71,10 @@ def write(ctx: CallContext, session: Session, duration_s: float) -> None:
 
     record = build(session, duration_s)
     write_record(ctx.redis, ctx.keys, record, ctx.config.calls.retention_days)
+    if session.recordings:
+        try:
+            write_sidecar(Path(session.recordings[-1]).parent, session, record)
+        except OSError:  # the record in Redis is what counts; the copy for replay is a convenience
+            log.exception("recording's record file not written", extra={"call_sid": session.sid})
     log.info("call record written", extra={"call_sid": session.sid, "outcome": session.outcome,
                                            "category": session.category, "agent": session.agent})
