@@ -49,8 +49,12 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) || \
 	  echo "chromium not installed: the ops page browser test will be skipped"; }
 
-# Place a simulated call (Twilio stand-in) against the server `make run` started.
+# Place a simulated call (Twilio stand-in) against the server `make run` started. An agent
+# put on shift from a shell has no desk app sending heartbeats, so they go offline after
+# agents.heartbeat_timeout_s (60 s): put $(AGENT) on shift again right before the call.
+AGENT ?= minji
 replay: $(STAMP)
+	$(BIN)/ivr agents set-status $(AGENT) available
 	$(BIN)/ivr replay $(CALL) --url http://$(HOST):$(PORT)
 
 bench: setup
