@@ -96,8 +96,8 @@ def trim_records(redis, keys, retention_days: int | float, now: float | None = N
 
 
 def bump_daily(redis, keys, field: str, by: int = 1, day: str | None = None) -> int:
-    """Add ``by`` to the day's counter ``field`` (calls, answered, abandoned, fallback,
-    reprompts, routed_first_utterance). ``day`` is the server's local date by default."""
+    """Add ``by`` to the day's counter ``field`` (calls, answered, abandoned, fallback (not
+    understood), fallback_number, reprompts, routed_first_utterance). ``day`` is the server's local date by default."""
     day = day or dt.date.today().isoformat()
     key = keys.daily_stats(day)
     pipe = redis.pipeline(transaction=False)

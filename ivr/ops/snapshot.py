@@ -71,7 +71,10 @@ def today(daily: dict, tally: dict, agents: list[dict]) -> dict:
     calls = _num(daily.get("calls"), int)
     answered = _num(daily.get("answered"), int)
     abandoned = _num(daily.get("abandoned"), int)
+    # "fallback": calls still not understood after the re-prompt (sent to the general queue);
+    # "fallback_number": calls put through to a fallback number (max wait, router failure).
     fallback = _num(daily.get("fallback"), int)
+    fallback_number = _num(daily.get("fallback_number"), int)
     reprompts = _num(daily.get("reprompts"), int)
     first = _num(daily.get("routed_first_utterance"), int)
     handled = sum(a.get("calls_today") or 0 for a in agents)
@@ -80,6 +83,7 @@ def today(daily: dict, tally: dict, agents: list[dict]) -> dict:
     within = _num(tally.get("within_target"), int)
     return {
         "calls": calls, "answered": answered, "abandoned": abandoned, "fallback": fallback,
+        "fallback_number": fallback_number,
         "reprompts": reprompts, "routed_first_utterance": first,
         "answered_within_target": within, "answered_measured": measured,
         "answered_within_target_share": _share(within, measured),

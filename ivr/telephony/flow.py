@@ -74,7 +74,7 @@ def apply_decision(ctx: CallContext, session: Session, decision, say: str = "") 
         return twiml.say_and_hangup(hotline, message + " " + hotline.prompts.goodbye)
     number = getattr(decision, "fallback_number", None) or ctx.config.fallback.dial
     ctx.sessions.update(session.sid, "routing", fallback=decision.kind, queue=decision.queue or "")
-    ctx.stats("fallback")
+    ctx.stats("fallback_number")
     return twiml.transfer(hotline, decision.message or hotline.prompts.fallback, number)
 
 
@@ -125,7 +125,7 @@ def after_queue(ctx: CallContext, session: Session, result: str) -> str:
     if session.fallback:
         number = session.agent_address or ctx.config.fallback.dial
         ctx.sessions.update(session.sid, "routing", agent_address="")
-        ctx.stats("fallback")
+        ctx.stats("fallback_number")
         return twiml.transfer(hotline, hotline.prompts.fallback, number)
     log.warning("caller left the queue without an agent", extra={"call_sid": session.sid, "queue_result": result})
     return fallback_twiml(ctx, session.sid)

@@ -142,6 +142,12 @@ def test_silent_caller_is_asked_again_then_put_through_to_a_person(live_hotline)
     assert call["queue"] == "general" and call["agent"] == "emma"
     assert trace.connected_to == "+15005550006"
     assert leftovers(h, trace.call_sid) == []
+    # the day's figures on the ops page: one call, re-prompted, not understood (general queue)
+    from ivr.ops.records import read_daily
+
+    daily = read_daily(h.redis, h.keys)
+    assert daily.get("calls") == 1 and daily.get("reprompts") == 1 and daily.get("fallback") == 1
+    assert not daily.get("fallback_number") and not daily.get("routed_first_utterance")
 
 
 def test_agent_not_answering_is_marked_missed_and_the_call_goes_to_the_next(live_hotline):

@@ -196,8 +196,8 @@ def test_snapshot_reports_agents_queues_calls_figures_and_rules(ops):
     assert first.kind == "agent"
     queued = ops.router.route(CallInfo("CAwait", "payment", "+821033334444", "ko", "ko"))
     assert queued.kind == "queued"
-    for field, count in {"calls": 10, "answered": 6, "abandoned": 2, "fallback": 1, "reprompts": 3,
-                         "routed_first_utterance": 7}.items():
+    for field, count in {"calls": 10, "answered": 6, "abandoned": 2, "fallback": 3, "fallback_number": 1,
+                         "reprompts": 3, "routed_first_utterance": 7}.items():
         bump_daily(ops.redis, ops.keys, field, count)
     for outcome, wait in (("answered", 5), ("answered", 600), ("abandoned", 9)):
         write_record(ops.redis, ops.keys, {"sid": f"CA{wait}", "outcome": outcome, "queue": "billing",
@@ -216,7 +216,8 @@ def test_snapshot_reports_agents_queues_calls_figures_and_rules(ops):
     assert call["sid"] == "CAlive1" and call["state"] == "listening" and call["partial"] == "결제가 두 번"
     assert "+821012345678" not in json.dumps(snap)  # the page never shows a caller's number
     today = snap["today"]
-    assert today["calls"] == 10 and today["abandoned_share"] == 0.2 and today["fallback_rate"] == 0.1
+    assert today["calls"] == 10 and today["abandoned_share"] == 0.2 and today["fallback_rate"] == 0.3
+    assert today["fallback"] == 3 and today["fallback_number"] == 1
     assert today["reprompt_rate"] == 0.3 and today["routed_first_utterance_share"] == 0.7
     assert today["answered_measured"] == 2 and today["answered_within_target"] == 1
     assert today["answered_within_target_share"] == 0.5

@@ -53,7 +53,8 @@
         t.average_wait_s === null ? "talk time per call" : "average wait " + dur(t.average_wait_s)],
       ["Routed first try", pct(t.routed_first_utterance_share), t.routed_first_utterance + " calls"],
       ["Re-prompt rate", pct(t.reprompt_rate), t.reprompts + " re-prompts"],
-      ["Fallback rate", pct(t.fallback_rate), t.fallback + " to the fallback line", t.fallback_rate > 0.1],
+      ["Fallback rate", pct(t.fallback_rate),
+        t.fallback + " not understood · " + t.fallback_number + " to a fallback number", t.fallback_rate > 0.1],
       ["Waiting now", s.waiting, longestWait(s), s.waiting > 0],
     ];
     if (box.children.length !== tiles.length) {
