@@ -28,6 +28,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 MAX_REPROMPTS = 1
+# Speech outcomes where nothing could be heard at all (no model, audio we cannot decode).
+UNHEARD = frozenset({"asr_unavailable", "unsupported_audio"})
 
 
 class InvalidTransition(ValueError):
@@ -130,6 +132,8 @@ def after_utterance(session: Session, speech_outcome: str, text: str, prediction
     as the classifier gives them, or is None when there was nothing to classify.
     """
     can_ask = session.reprompts < MAX_REPROMPTS
+    if speech_outcome in UNHEARD:  # our ears failed, not the caller: asking again cannot help
+        return Step("fallback_route", "out_of_scope")
     if speech_outcome == "no_speech" or not text.strip() or prediction is None:
         return Step("reprompt_generic") if can_ask else Step("fallback_route", "out_of_scope")
     if prediction.decision == "route" and prediction.category != "out_of_scope":

@@ -84,11 +84,17 @@ class StreamTurn:
         if session is None or not session.token or event.custom.get("token") != session.token:
             log.warning("media stream refused: unknown call or wrong token", extra={"call_sid": event.call_sid})
             return False
-        if event.encoding != "audio/x-mulaw" or event.sample_rate != 8000:
-            log.error("unexpected media format", extra={"call_sid": event.call_sid, "encoding": event.encoding,
-                                                        "rate": event.sample_rate})
         hotline = self.ctx.config.hotline(session.hotline)
         self.sid, self.session, self.language = event.call_sid, session, hotline.language
+        if (event.encoding, event.sample_rate, event.channels) != ("audio/x-mulaw", 8000, 1):
+            # Twilio documents only 8 kHz mono mu-law; decoding anything else as that is noise.
+            log.error("media stream in an unsupported audio format; the caller goes to a person",
+                      extra={"call_sid": event.call_sid, "encoding": event.encoding, "rate": event.sample_rate,
+                             "channels": event.channels})
+            self._store(outcome="unsupported_audio", text="",
+                        details={"encoding": event.encoding, "sample_rate": event.sample_rate,
+                                 "channels": event.channels})
+            return False
         speech = self.ctx.services.speech
         if speech is None or not speech.ready(hotline.model):
             self._store(outcome="asr_unavailable", text="", details={})

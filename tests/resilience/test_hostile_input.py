@@ -186,7 +186,7 @@ def test_chunked_body_over_the_limit_is_refused(served):
 # --- Media Stream floods -------------------------------------------------------------
 
 
-def _open_stream(h, sid: str):
+def _open_stream(h, sid: str, media_format: dict | None = None):
     import websocket
 
     validator = RequestValidator(TWILIO_TOKEN)
@@ -202,7 +202,7 @@ def _open_stream(h, sid: str):
     ws.send(json.dumps({"event": "start", "sequenceNumber": "1", "streamSid": "MZ1", "start": {
         "streamSid": "MZ1", "callSid": sid, "accountSid": "AC1", "tracks": ["inbound"],
         "customParameters": {"token": token, "hotline": "ko"},
-        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}))
+        "mediaFormat": media_format or {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}))
     return ws, params
 
 
@@ -270,6 +270,33 @@ def test_huge_and_garbage_messages_end_the_turn_not_the_server(redis_server, red
     wait_for(lambda: h.session(sid).get("speech_outcome"), 20, what="the turn to end")
     assert _connect_action(h, params).tag == "Response"
     assert requests.get(h.url + "/healthz", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize("media_format", [{"encoding": "audio/x-l16", "sampleRate": 16000, "channels": 1},
+                                          {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 2}])
+def test_a_stream_in_another_audio_format_is_refused_and_the_caller_reaches_a_person(
+        redis_server, redis, hotlines, media_format):
+    """Decoding anything but 8 kHz mono mu-law as mu-law would hear noise: the turn ends at
+    once with its own outcome, and the <Connect> action puts the caller through to a person
+    (asking again could not help)."""
+    import websocket
+
+    h = hotlines(redis_server.url, agents=1)
+    on_shift(h.url, "bench01")
+    sid = "CA" + "f" * 31 + str(media_format["channels"])
+    ws, params = _open_stream(h, sid, media_format)
+    try:
+        ws.send(_media(2, 1, b"\x00\x01" * 160))
+        ws.recv()  # the server closes the socket
+    except (websocket.WebSocketException, OSError):
+        pass
+    ws.close()
+    session = wait_for(lambda: h.session(sid).get("speech_outcome") and h.session(sid), 20, what="the turn to end")
+    assert session["speech_outcome"] == "unsupported_audio"
+    speech = json.loads(session["speech"])
+    assert speech["encoding"] == media_format["encoding"] and speech["sample_rate"] == media_format["sampleRate"]
+    answer = _connect_action(h, params)
+    assert answer.find("Connect") is None and answer.find("Dial/Client").text == "bench01"
 
 
 # --- the bearer token on every route ---------------------------------------------------

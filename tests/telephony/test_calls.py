@@ -79,3 +79,9 @@ def test_silence_asks_again_then_goes_to_a_person():
 def test_out_of_scope_first_time_asks_generically():
     step = after_utterance(Session(sid="x"), "speech", "what's the weather", P("out_of_scope", "payment", "fallback"))
     assert step.action == "reprompt_generic"
+
+
+@pytest.mark.parametrize("outcome", ["asr_unavailable", "unsupported_audio"])
+def test_when_nothing_could_be_heard_the_caller_goes_to_a_person_without_being_asked_again(outcome):
+    step = after_utterance(Session(sid="x"), outcome, "", None)
+    assert step.action == "fallback_route" and step.category == "out_of_scope"
