@@ -92,7 +92,11 @@ _SECRET_BEFORE = re.compile(
 _CURRENCY = "$₩¥€£"
 
 # Words after a number that make it an amount or a quantity, not an identifier.
-_UNIT_AFTER = re.compile(r"\s*(?:dollars?|won|yuan|euros?|percent|%|원|달러|위안|元|块|美元|퍼센트)", re.IGNORECASE)
+_UNIT_AFTER = re.compile(r"\s*(?:dollars?|won|yuan|euros?|percent|%|원|달러|위안|元|块|美元|퍼센트)(?![A-Za-z'])",
+                         re.IGNORECASE)
+# Places of ten thousand and more: a number next to one is an amount (만 사천 구백 원 = 14,900).
+_MYRIAD_BEFORE = re.compile(r"(?:만|억|万|亿|萬|億)\s*$")
+_MYRIAD_AFTER = re.compile(r"\s*(?:만|억|万|亿|萬|億)")
 
 
 @dataclass
@@ -315,9 +319,8 @@ def mask(text: str, language: str = "") -> str:
                 continue
             token = NUMBER  # a PIN, CVV or one-time code: short but secret
         else:
-            if (len(run) == 1 and run[0].kind == "num" and count <= 9
-                    and (_UNIT_AFTER.match(text, end) or (start > 0 and text[start - 1] in _CURRENCY))):
-                continue  # "1500000 won", "$25000": an amount
+            if count <= 9 and _is_amount(text, run, start, end):
+                continue  # "1500000 won", "$25000", "만 사천 구백 원": an amount
             plus = start > 0 and text[start - 1] == "+"
             token = classify(digits, _groups(run), plus=plus)
         while start > 0 and text[start - 1] in "+(" and start > pos:
@@ -327,6 +330,16 @@ def mask(text: str, language: str = "") -> str:
         pos = end
     pieces.append(text[pos:])
     return "".join(pieces)
+
+
+def _is_amount(text: str, run: list[_Atom], start: int, end: int) -> bool:
+    """A figure of at most nine digits that a unit, a currency sign or a myriad place marks
+    as an amount. Digits read one by one never are: a phone number is not followed by 원."""
+    if _MYRIAD_BEFORE.search(text, max(0, start - 3), start) or _MYRIAD_AFTER.match(text, end):
+        return True
+    if not (_UNIT_AFTER.match(text, end) or (start > 0 and text[start - 1] in _CURRENCY)):
+        return False
+    return (len(run) == 1 and run[0].kind == "num") or all(a.kind == "kopos" for a in run)
 
 
 # Country calling codes of one and two digits; every other code has three.

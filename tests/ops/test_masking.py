@@ -89,6 +89,13 @@ CASES = [
     ("ko", "천천히 말씀해 주세요", "천천히 말씀해 주세요"),
     ("ko", "백화점에서 이천 원 냈어요", "백화점에서 이천 원 냈어요"),
     ("ko", "이천이십육년 구월 삼일에 주문했어요", "이천이십육년 구월 삼일에 주문했어요"),
+    # amounts read by place, around a myriad (만 = 10,000): 14,900 won is no phone number
+    ("ko", "이번 달 에 또 만 사천 구백 원 이 빠져 나갔어요", "이번 달 에 또 만 사천 구백 원 이 빠져 나갔어요"),
+    ("ko", "삼만 이천 오백 원 충전 했는데 안 들어 왔어요", "삼만 이천 오백 원 충전 했는데 안 들어 왔어요"),
+    ("ko", "사천 구백 원 두 번 결제 됐어요", "사천 구백 원 두 번 결제 됐어요"),
+    # ...but digits read one by one stay a phone number, even before a unit word
+    ("ko", "공일공 일이삼사 오육칠팔 원래 번호 예요", f"{PHONE} 원래 번호 예요"),
+    ("en", "call me on 0 2 1 2 3 4 5 6 7 won't you", f"call me on {PHONE} won't you"),
     # --- mixed -----------------------------------------------------------------------------
     ("ko", "번호는 zero one zero 일이삼사 5678", f"번호는 {PHONE}"),
     ("en", "my phone is 010 일이삼사 five six seven eight", f"my phone is {PHONE}"),
