@@ -131,6 +131,21 @@ def test_a_longer_guard_per_listener_listens_longer(engine, sp):
     assert u.speech_end_s + 1.5 - 1e-6 <= u.audio_s < u.speech_end_s + 1.6
 
 
+# Phrases the small model does recognise (make_fixtures.sh, say_tuned): the word that
+# carries the meaning must be in the transcript, as the recognizer spells it.
+KEYWORD_FILES = {"ko_kw_error": "에러", "ko_kw_game": "게임", "ko_kw_fee": "요금", "ko_kw_id_login": "아이디"}
+
+
+@pytest.mark.parametrize("name,keyword", sorted(KEYWORD_FILES.items()))
+def test_the_words_that_carry_the_meaning_are_in_the_transcript(engine, sp, name, keyword):
+    u, events = sp.play(engine.listener(KO), sp.mulaw(name))
+    assert u.outcome == "speech"
+    assert keyword in u.text.split(), u.text
+    word = next(w for w in u.words if w.word == keyword)
+    assert LEAD_S - 0.1 <= word.start < word.end <= LEAD_S + sp.phrase_seconds(name) + 0.15
+    assert any(keyword in e.text for e in events if e.kind == "partial")  # heard while still speaking
+
+
 @pytest.mark.parametrize("name", ["ko_payment", "ko_game", "ko_usage"])
 def test_words_that_settle_the_call_end_the_utterance_on_the_shorter_guard(engine, sp, name):
     # The fixtures' transcripts carry no reliable keywords (see tests/fixtures/speech/README.md),

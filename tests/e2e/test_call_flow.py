@@ -102,6 +102,44 @@ def test_caller_is_put_through_to_an_agent_who_serves_their_category(live_hotlin
     assert leftovers(h, trace.call_sid) == []
 
 
+# One agent per kind of problem (and one for the rest), so "the right agent" is exact.
+SPECIALISTS = """agents:
+  - {id: sec, name: Security Desk, address: "client:sec", skills: {account_security: 3}}
+  - {id: pay, name: Billing Desk, address: "client:pay", skills: {payment: 3}}
+  - {id: game, name: Games Desk, address: "client:game", skills: {game_support: 3}}
+  - {id: tech, name: Tech Desk, address: "sip:tech@pbx.example.com", skills: {technical_fault: 3}}
+  - {id: rest, name: Front Desk, address: "client:rest", skills: {product_usage: 3, complaints: 3, general: 3}}
+"""
+
+
+@pytest.mark.parametrize("wav,keyword,category,agent", [
+    ("ko_kw_error.wav", "에러", "technical_fault", "tech"),
+    ("ko_kw_game.wav", "게임", "game_support", "game"),
+    ("ko_kw_fee.wav", "요금", "payment", "pay"),
+    ("ko_kw_id_login.wav", "아이디", "account_security", "sec"),
+])
+def test_what_the_caller_says_puts_them_through_to_the_agent_for_it(live_hotline, wav, keyword, category, agent):
+    """Speech the small Korean model recognises (tests/fixtures/speech/README.md): the word
+    heard decides the category, the category the queue, the queue the one agent who serves
+    it; the words settle the call, so listening ends on the shorter silence."""
+    h = live_hotline(agents=lambda _: SPECIALISTS)
+    h.available("sec", "pay", "game", "tech", "rest")
+    trace = h.standin().place_call(h.fixtures / wav, to=KO, agent_behaviour="yes:2")
+    assert trace.ok, trace.render()
+    call = record_of(h, trace.call_sid)
+    assert keyword in call["transcript"].split(), call["transcript"]
+    assert call["category"] == category and call["confidence"] >= h.config.classifier.thresholds.confident
+    assert call["reprompts"] == 0 and call["routed_on_first_utterance"]
+    assert call["agent"] == agent and trace.connected_to == addresses_by_id(h)[agent]
+    assert [d.address for d in trace.dials] == [addresses_by_id(h)[agent]]
+    assert call["speech"]["settled"] is True
+    assert leftovers(h, trace.call_sid) == []
+
+
+def addresses_by_id(h) -> dict[str, str]:
+    return {a.id: a.address for a in h.router.rules.roster.agents}
+
+
 def test_first_utterance_unclear_is_asked_again_then_routed(live_hotline):
     # Nothing is confident enough to transfer at once, so the first answer always leads to
     # a re-prompt: naming the two likeliest topics in words, or (when the classifier found
