@@ -1,11 +1,12 @@
 """Whole calls, end to end: the Twilio stand-in plays recorded calls into the real app.
 
 Every part is real: the Flask app served over HTTP and WebSocket, Redis, the Korean Vosk
-model, the trained classifier and the router. The fixtures are espeak-ng speech that the
-small Korean model mostly mis-hears (tests/fixtures/speech/README.md), so no test expects
-a category from the words. Instead each test reads what the hotline concluded (the call
-record) and checks that everything after it follows: the agent reached can serve that
-category's queue, the re-prompt names two topics, nothing is left behind in Redis.
+model, the trained classifier and the router. Most fixtures are espeak-ng speech that the
+small Korean model mis-hears (tests/fixtures/speech/README.md): tests using them read what
+the hotline concluded (the call record) and check that everything after it follows (the
+agent reached can serve that category's queue, the re-prompt names two topics, nothing is
+left behind in Redis). The four ``ko_kw_*`` phrases it does understand are routed by what
+they say, to the one agent for that category.
 """
 
 from __future__ import annotations
