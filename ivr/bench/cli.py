@@ -61,6 +61,9 @@ def register(sub) -> None:
                       help="compress time by this factor: arrivals and the calls themselves (audio included)")
     load.add_argument("--speed", type=float, help="stand-in speed: 1 = real time (default), 0 = flat out "
                                                   "(soak default)")
+    load.add_argument("--callers", choices=("misheard", "understood", "all"), default="misheard",
+                      help="which recorded callers speak: misheard (default: the nine phrases the small "
+                           "Korean model mis-hears), understood (the four it understands, routed at once), all")
     load.add_argument("--talk", type=float, default=5.0, help="seconds each agent talks (call time)")
     load.add_argument("--seed", type=int, default=1)
     load.add_argument("--warmup", type=int, metavar="CALLS",
@@ -173,8 +176,10 @@ def _sampler(target):
 
 def _calls(args, target, desk, guard, concurrency, result, sampler) -> list:
     from ivr.bench import report as rep
-    from ivr.bench.load import CallDriver, fetch_server_speech, report
+    from ivr.bench.load import CALLER_SETS, CallDriver, caller_audio, fetch_server_speech, report
 
+    audio = caller_audio(names=CALLER_SETS[args.callers])
+    result["callers"] = args.callers
     speed = args.speed if args.speed is not None else (0.0 if args.soak else 1.0)
     calls = args.calls or (2000 if args.soak else 6)
     warmup = concurrency if args.warmup is None else args.warmup
@@ -195,13 +200,13 @@ def _calls(args, target, desk, guard, concurrency, result, sampler) -> list:
 
     if args.arrivals == "random" and not args.soak:
         speed = speed * args.accelerate if speed else 0.0
-        driver = CallDriver(target, desk, speed=speed, talk_s=args.talk, on_call=on_call)
+        driver = CallDriver(target, desk, speed=speed, talk_s=args.talk, on_call=on_call, audio=audio)
         over = args.over / args.accelerate
         result["scenario"] = {"arrivals": "random", "calls": calls, "over_s": over, "accelerate": args.accelerate,
                               "speed": speed, "seed": args.seed}
         driver.arrivals(calls, over, args.seed)
     else:
-        driver = CallDriver(target, desk, speed=speed, talk_s=args.talk, on_call=on_call)
+        driver = CallDriver(target, desk, speed=speed, talk_s=args.talk, on_call=on_call, audio=audio)
         if args.soak:
             result["scenario"] = {"soak": True, "calls": calls, "concurrency": concurrency, "speed": speed}
             driver.closed_loop(calls, concurrency)

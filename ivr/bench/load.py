@@ -35,8 +35,14 @@ from ivr.bench.stats import summary
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEECH = ROOT / "tests" / "fixtures" / "speech"
-CALLERS = ("ko_payment", "ko_refund", "ko_password", "ko_hacked", "ko_game", "ko_app_crash", "ko_human",
-           "ko_usage", "ko_complaint")
+# The recorded callers (tests/fixtures/speech/README.md): the nine phrases the small Korean
+# model mis-hears (re-prompts, general queue, full silence guard), and the four it
+# understands (routed at once, the shorter settled silence), as real callers mostly are.
+MISHEARD = ("ko_payment", "ko_refund", "ko_password", "ko_hacked", "ko_game", "ko_app_crash", "ko_human",
+            "ko_usage", "ko_complaint")
+UNDERSTOOD = ("ko_kw_error", "ko_kw_game", "ko_kw_fee", "ko_kw_id_login")
+CALLERS = MISHEARD
+CALLER_SETS = {"misheard": MISHEARD, "understood": UNDERSTOOD, "all": MISHEARD + UNDERSTOOD}
 SPEECH_DBFS = -50.0  # a 20 ms frame above this level is the caller talking
 
 

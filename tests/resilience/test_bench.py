@@ -83,12 +83,13 @@ def test_open_loop_webhook_rate_measures_from_the_due_time_and_cleans_up(live_ho
 def test_ivr_bench_spawns_a_server_places_a_call_and_writes_json(tmp_path):
     out = tmp_path / "result.json"
     proc = subprocess.run([sys.executable, "-m", "ivr", "--config", str(ROOT / "config.yaml"), "bench", "--spawn",
-                           "--calls", "1", "--speed", "4", "--agents", "2", "--json", str(out)],
+                           "--calls", "1", "--speed", "4", "--agents", "2", "--callers", "understood",
+                           "--json", str(out)],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "calls per minute completed" in proc.stdout
     result = json.loads(out.read_text())
-    assert result["calls_report"]["completed"] == 1
+    assert result["calls_report"]["completed"] == 1 and result["callers"] == "understood"
     assert result["agents_on_shift"] == 2
     roles = {p["role"] for p in result["processes"]["processes"]}
     assert "worker" in roles and "master" in roles
