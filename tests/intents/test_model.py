@@ -47,3 +47,38 @@ def test_threshold_is_the_lowest_that_reaches_the_target_out_of_scope_recall():
     t = bench.choose_threshold(labels, conf, y, target_recall=1.0)
     acc, recall = bench.inscope_and_oos(bench.apply_threshold(labels, conf, t), y)
     assert recall == 1.0 and acc < 1.0  # the last out-of-scope query costs an in-scope one
+
+
+def _banking_slice(classes: int = 12, per_class: int = 40):
+    """A slice of BANKING77's training split: many similar intents, as stacking is made for."""
+    texts, labels, _, _ = bench.read_banking77(bench.default_folder())
+    keep = sorted(set(labels))[:classes]
+    texts, labels = zip(*[(t, c) for t, c in zip(texts, labels) if c in keep])
+    return bench.subsample(list(texts), list(labels), per_class)
+
+
+def test_a_stacked_model_folds_into_one_linear_map_that_the_fast_path_computes():
+    texts, labels = _banking_slice()
+    stacked = IntentModel(stacking="on").fit(texts, labels)
+    plain = IntentModel(stacking="off").fit(texts, labels)
+    assert stacked.stacked_ and not plain.stacked_
+    # five views (all blocks, then each block) weighed class by class
+    assert stacked.stack_.coef_.shape == (12, 5 * 12)
+    assert stacked.coef_t_.shape == plain.coef_t_.shape  # still one weight per feature and class
+    assert not np.allclose(stacked.coef_t_, plain.coef_t_)
+    probe = ["my card still has not arrived", "why was i charged a fee", "i want to cancel a transfer"]
+    np.testing.assert_allclose(np.vstack([stacked.proba_one(t) for t in probe]), stacked.predict_proba(probe),
+                               atol=1e-12)
+    assert np.allclose(stacked.predict_proba(probe).sum(axis=1), 1.0)
+
+
+def test_auto_stacking_follows_the_held_out_comparison_and_bad_values_are_refused():
+    import pytest
+
+    texts, labels = _banking_slice(classes=6, per_class=25)
+    auto = IntentModel().fit(texts, labels)
+    same = IntentModel(stacking="on" if auto.stacked_ else "off").fit(texts, labels)
+    np.testing.assert_allclose(auto.coef_t_, same.coef_t_)
+    assert not IntentModel(calibration_folds=0).fit(texts, labels).stacked_  # raw margins: one SVM
+    with pytest.raises(ValueError, match="stacking must be"):
+        IntentModel(stacking="maybe").fit(texts, labels)
