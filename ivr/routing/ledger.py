@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from redis.exceptions import NoScriptError, ResponseError
 
@@ -65,23 +65,42 @@ def _pairs(value) -> list[tuple]:
 @dataclass
 class Snapshot:
     views: dict[str, AgentView]
-    calls: dict[str, dict]          # sid -> info
-    waiting: dict[str, float]       # sid -> original arrival
+    calls: dict[str, dict]          # sid -> info (shared between snapshots: read, never change)
+    waiting: dict[str, float]       # sid -> original arrival (from its info; 0 if unreadable)
     held: dict[str, str]            # sid -> agent
     callbacks: set[str]
     handled: list[str]
-    sticky: str = ""
+    sticky: str = ""                # the caller's sticky entry as stored ('<agent id>|<ended at>')
     extra: dict = field(default_factory=dict)
     indexed: bool = True  # False: Redis has no roster (never indexed, or lost): reindex
+    parsed: dict[str, WaitingCall] = field(default_factory=dict)  # sid -> the call as a WaitingCall
 
     def waiting_calls(self) -> list[WaitingCall]:
         out = []
-        for sid, arrived in self.waiting.items():
-            info = self.calls.get(sid)
-            if info is None or sid in self.held:
+        for sid in self.waiting:
+            if sid in self.held:
                 continue
-            out.append(call_from_info(info, callback=sid in self.callbacks))
+            call = self.parsed.get(sid)
+            if call is None:
+                info = self.calls.get(sid)
+                if info is None:
+                    continue
+                call = call_from_info(info)
+            out.append(replace(call, callback=True) if sid in self.callbacks else call)
         return out
+
+
+def _parse_info(text_: str) -> tuple[dict, WaitingCall | None] | None:
+    try:
+        info = json.loads(text_)
+    except ValueError:
+        return None
+    if not isinstance(info, dict):
+        return None
+    try:
+        return info, call_from_info(info)
+    except (KeyError, TypeError, ValueError):
+        return info, None
 
 
 def call_from_info(info: dict, callback: bool = False) -> WaitingCall:
@@ -94,6 +113,10 @@ class Ledger:
         self.redis = redis
         self.keys = keys
         self._sha = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in scripts.ALL.items()}
+        # sid -> (info, WaitingCall) of the calls the router knows: a call's info is written
+        # once (only the Lua steps' own marks change later), so it is read and parsed once
+        self._infos: dict[str, tuple[dict, WaitingCall | None]] = {}
+        self._views: dict[tuple, AgentView] = {}
         from redis.cluster import RedisCluster
 
         self.cluster = isinstance(redis, RedisCluster)
@@ -169,24 +192,58 @@ class Ledger:
             pipe.evalsha(self._sha[name], len(keys), *keys, *pack(args))
         return pipe.execute(raise_on_error=False)
 
-    def snapshot(self, agent_ids: list[str], day: str, sticky_key: str | None = None) -> Snapshot:
-        """Everything a decision needs, in one round trip (the SNAPSHOT script)."""
+    def snapshot(self, agent_ids: list[str], day: str, sticky_key: str | None = None, sid: str = "") -> Snapshot:
+        """Everything a decision needs: one round trip (the SNAPSHOT script), and one more
+        for the infos of calls this process has not seen yet. ``sid``: a call whose info is
+        read afresh in the first (the call being decided)."""
         k = self.keys
-        raw = json.loads(self.one("snapshot", self.core() + [sticky_key or k.route_sticky("-")], [0, "", day, 200]))
+        raw = json.loads(self.one("snapshot", self.core() + [sticky_key or k.route_sticky("-")],
+                                  [0, "", day, 200, sid]))
         ids = _list(raw.get("ids"))
         rows = dict(zip(ids, _list(raw.get("agents"))))
         # an agent of these rules missing from the roster in force (a reload under way) shows offline
-        views = {a: AgentView.from_row(a, rows[a]) if a in rows else AgentView(a) for a in agent_ids}
-        calls = {}
-        for sid, info in _pairs(raw.get("calls")):
-            try:
-                calls[sid] = json.loads(info)
-            except ValueError:
-                continue
-        waiting = {sid: float(score) for sid, score in _pairs(raw.get("waiting"))}
+        views = {a: self._view(a, rows[a]) if a in rows else AgentView(a) for a in agent_ids}
+        sids, cache = _list(raw.get("calls")), self._infos
+        fresh = {}
+        if sid and isinstance(raw.get("mine"), str):
+            fresh[sid] = raw["mine"]
+        missing = [s for s in sids if s not in cache and s not in fresh]
+        if missing:
+            fresh.update((s, t) for s, t in zip(missing, self.redis.hmget(k.route_calls(), missing)) if t is not None)
+        for s, text_ in fresh.items():
+            entry = _parse_info(text_)
+            if entry is not None:
+                cache[s] = entry
+        calls, parsed = {}, {}
+        for s in sids:
+            entry = cache.get(s)
+            if entry is not None:
+                calls[s] = entry[0]
+                if entry[1] is not None:
+                    parsed[s] = entry[1]
+        if len(cache) != len(calls):  # calls no longer known are forgotten
+            self._infos = {s: cache[s] for s in calls}
+        waiting = {s: parsed[s].arrived if s in parsed else 0.0 for s in _list(raw.get("waiting"))}
         return Snapshot(views, calls, waiting, dict(_pairs(raw.get("held"))), set(_list(raw.get("callbacks"))),
                         _list(raw.get("handled")), (raw.get("sticky") or "") if sticky_key else "",
-                        indexed=bool(ids))
+                        indexed=bool(ids), parsed=parsed)
+
+    def _view(self, agent_id: str, row: list) -> AgentView:
+        # most agents' rows are as they were at the last read: reuse those views (never changed)
+        key = (agent_id, *row)
+        view = self._views.get(key)
+        if view is None:
+            if len(self._views) > 10_000:
+                self._views = {}
+            view = self._views[key] = AgentView.from_row(agent_id, row)
+        return view
+
+    def remember(self, sid: str, info: dict) -> None:
+        """The info a step of this process just stored for ``sid`` (no need to read it back)."""
+        try:
+            self._infos[sid] = (info, call_from_info(info))
+        except (KeyError, TypeError, ValueError):
+            self._infos[sid] = (info, None)
 
     def stats(self) -> dict[str, str]:
         return _decode(self.redis.hgetall(self.keys.route_stats())) or {}

@@ -83,6 +83,20 @@ def caller_hash(caller: str) -> str:
     return hashlib.sha256(f"ivr-caller|{caller}".encode()).hexdigest()[:20]
 
 
+def sticky_window_s(rules: Rules) -> float:
+    return rules.rules.sticky.within_hours * 3600
+
+
+def sticky_agent(raw: str, window_s: float, now: float) -> str:
+    """The agent a sticky entry (``<agent id>|<call ended at>``) names, if that call ended
+    at most ``window_s`` before ``now`` (the router's clock); else ''. As ROUTE reads it."""
+    agent, bar, ended = (raw or "").partition("|")
+    try:
+        return agent if bar and window_s > 0 and now - float(ended) <= window_s else ""
+    except ValueError:
+        return ""
+
+
 @dataclass(frozen=True)
 class FastPlan:
     """What the ROUTE step needs for one category at one relaxation stage (per rules version)."""
@@ -123,6 +137,7 @@ class Router:
         self.ledger.load_scripts()
         self._fast: dict[tuple, FastPlan] = {}
         self._fast_version = ""
+        self._last_handle: tuple | None = None
         self.source = RulesSource(rules_path, agents_path, redis, keys, clock, reload_interval_s,
                                   on_change=self._roster_changed)
 
@@ -137,7 +152,7 @@ class Router:
         self = cls.__new__(cls)
         self.keys, self.clock, self.ledger = keys, clock, Ledger(redis, keys)
         self.source = _Fixed(rules)
-        self._fast, self._fast_version = {}, ""
+        self._fast, self._fast_version, self._last_handle = {}, "", None
         return self
 
     @property
@@ -159,20 +174,22 @@ class Router:
         info = {"sid": call.sid, "category": category, "queue": cat.queue,
                 "priority": cat.priority + (rules.rules.vip.priority_boost if vip else 0),
                 "arrived": arrived, "wrap": rules.rules.queues[cat.queue].wrap_up_s, "vip": vip,
-                "caller_hash": chash, "hotline": call.hotline, "language": call.language}
+                "caller_hash": chash, "hotline": call.hotline, "language": call.language,
+                # how long the end of this call is remembered for sticky routing (0 = not)
+                "sticky_s": sticky_window_s(rules) if chash else 0}
         kind, agent = self._route_step(rules, now, info, sticky_key)
         if kind == "agent":
             return self._agent_decision(rules, agent, info)
         if kind == "gone":
             return Decision("fallback", cat.queue, message="the caller already hung up")
         # queued (position and expected wait need the line), already known, or the general path
-        snap = self._read(rules, now, sticky_key)
+        snap = self._read(rules, now, sticky_key, call.sid)
         known = self._known(rules, snap, call.sid, now)
         if known is not None:
             return known
         if kind != "slow":  # it was in line a moment ago and is gone now: the caller hung up
             return Decision("fallback", cat.queue, message="the caller already hung up")
-        info["sticky"] = snap.sticky if rules.rules.sticky.within_hours > 0 else ""
+        info["sticky"] = sticky_agent(snap.sticky, sticky_window_s(rules), now)
         return self._place(rules, snap, info, now)
 
     def poll(self, sid: str, caller: str = "") -> Decision:
@@ -180,7 +197,7 @@ class Router:
 
         ``caller`` is the number a callback request calls back (kept until an agent has)."""
         rules, now = self.rules, self.clock()
-        snap = self._read(rules, now)
+        snap = self._read(rules, now, sid=sid)
         info = snap.calls.get(sid)
         if sid in snap.held:
             return self._agent_decision(rules, snap.held[sid], info)
@@ -211,14 +228,13 @@ class Router:
             return Decision("fallback", queue_name, message=message, fallback_number=after.number)
         return Decision("queued", queue_name, position=place.position, expected_wait_s=place.expected_wait_s)
 
-    def answered(self, sid: str, agent_id: str) -> None:
-        """The agent picked up: reserved -> on_call; remember them for the caller's next call."""
-        rules, now = self.rules, self.clock()
-        info = self.ledger.call_info(sid) or {}
-        chash = info.get("caller_hash") or ""
-        ttl = rules.rules.sticky.within_hours * 3600 if chash else 0
-        keys = self.ledger.core() + [self.keys.route_agent(agent_id), self.keys.route_sticky(chash or "-")]
-        self.ledger.run([("answered", keys, [now, self._chan(), sid, agent_id, ttl])])
+    def answered(self, sid: str, agent_id: str) -> bool:
+        """The agent picked up: reserved -> on_call (when the call ends, the caller's next
+        call within ``sticky.within_hours`` goes to them first). False when the call is
+        held by another agent by now (this offer lapsed and the call went on)."""
+        now = self.clock()
+        keys = self.ledger.core() + [self.keys.route_agent(agent_id)]
+        return bool(self.ledger.one("answered", keys, [now, self._chan(), sid, agent_id]))
 
     def dial_result(self, sid: str, agent_id: str, status: str, duration_s: float = 0) -> Decision | None:
         """completed -> the agent wraps up (None); otherwise a miss, and the call is routed again."""
@@ -233,7 +249,7 @@ class Router:
             if result == "gone":
                 self.tick()
             return None
-        snap = self._read(rules, now)
+        snap = self._read(rules, now, sid=sid)
         known = self._known(rules, snap, sid, now)
         if known is not None:
             return known
@@ -344,29 +360,39 @@ class Router:
         return out
 
     def simulate(self, call: CallInfo) -> dict:
-        """What route() would do now, without changing anything (for `ivr rules simulate`)."""
+        """What route() would do now, without changing anything (for `ivr rules simulate`).
+
+        The caller's number counts as in :meth:`route`: a VIP number raises the priority,
+        and the agent the caller talked to within ``sticky.within_hours`` (by this router's
+        clock) comes first if free and able to take the call."""
         rules, now = self.rules, self.clock()
         category, cat = rules.category(call.category)
-        out = {"category": category, "queue": cat.queue, "priority": cat.priority}
-        vip = call.caller in rules.vip_numbers
-        out["vip"] = vip
+        vip = bool(call.caller) and call.caller in rules.vip_numbers
+        priority = cat.priority + (rules.rules.vip.priority_boost if vip else 0)
+        out = {"category": category, "queue": cat.queue, "priority": priority, "vip": vip, "sticky": None}
         closed = self._closed(rules, cat.queue, now, call.language)
         if closed is not None:
             return {**out, "candidates": [], "decision": closed.to_dict()}
-        snap = self.ledger.snapshot([a.id for a in rules.roster.agents], self._day(rules, now))
-        info = {"sid": call.sid, "category": category, "queue": cat.queue,
-                "priority": cat.priority + (rules.rules.vip.priority_boost if vip else 0), "arrived": now}
+        sticky_key = self.keys.route_sticky(caller_hash(call.caller)) if call.caller else None
+        snap = self.ledger.snapshot([a.id for a in rules.roster.agents], self._day(rules, now), sticky_key)
+        views = selection.after_timeouts(rules, snap.views, now)  # as route() would see them
+        sticky = sticky_agent(snap.sticky, sticky_window_s(rules), now)
+        out["sticky"] = sticky or None
+        info = {"sid": call.sid, "category": category, "queue": cat.queue, "priority": priority,
+                "arrived": call.arrived_at or now, "sticky": sticky}
         wc = call_from_info(info)
-        out["priority"] = wc.priority
-        able = [a.id for a in rules.roster.agents if selection.eligible(rules, wc, a.id, now)]
-        out["candidates"] = [{"id": i, "state": snap.views[i].state,
-                              "free": selection.is_free(rules, snap.views[i], now)} for i in
-                             selection.candidates(rules, wc, snap.views, set(able), now)]
-        mine = dict(selection.plan(rules, snap.views, snap.waiting_calls() + [wc], now)).get(call.sid)
+        able = {a.id for a in rules.roster.agents if selection.eligible(rules, wc, a.id, now)}
+        free = {i for i in able if selection.is_free(rules, views[i], now)}
+        # every agent who may take the call, best first; the sticky agent leads only when free
+        ranked = selection.candidates(rules, call_from_info({**info, "sticky": ""}), views, able, now)
+        if sticky in free:
+            ranked = [sticky] + [i for i in ranked if i != sticky]
+        out["candidates"] = [{"id": i, "state": views[i].state, "free": i in free} for i in ranked]
+        mine = dict(selection.plan(rules, views, snap.waiting_calls() + [wc], now)).get(call.sid)
         if mine:
             decision = self._agent_decision(rules, mine[0], info)
         else:
-            p = selection.place(rules, wc, snap.waiting_calls() + [wc], snap.views, self._handle(snap), now)
+            p = selection.place(rules, wc, snap.waiting_calls() + [wc], views, self._handle(snap), now)
             decision = Decision("queued", p.queue, position=p.position, expected_wait_s=p.expected_wait_s)
         return {**out, "decision": decision.to_dict()}
 
@@ -384,18 +410,19 @@ class Router:
         timeout = rules.rules.agents.heartbeat_timeout_s
         return now - timeout if timeout > 0 else 0
 
-    def _read(self, rules: Rules, now: float, sticky_key: str | None = None) -> Snapshot:
+    def _read(self, rules: Rules, now: float, sticky_key: str | None = None, sid: str = "") -> Snapshot:
+        """The snapshot after the time-outs due; ``sid``: the call being decided (its info fresh)."""
         ids = [a.id for a in rules.roster.agents]
         day = self._day(rules, now)
-        snap = self.ledger.snapshot(ids, day, sticky_key)
+        snap = self.ledger.snapshot(ids, day, sticky_key, sid)
         if not snap.indexed:  # Redis lost the roster and indexes (flushed): rebuild, read again
             self._roster_changed(rules)
-            snap = self.ledger.snapshot(ids, day, sticky_key)
+            snap = self.ledger.snapshot(ids, day, sticky_key, sid)
         due = selection.due(rules, snap.views, now)
         if due:
             keys = self.ledger.core() + [self.keys.route_agent(i) for i in due]
             self.ledger.run([("expire", keys, [now, self._chan(), self._cutoff(rules, now), *due])])
-            snap = self.ledger.snapshot(ids, day, sticky_key)
+            snap = self.ledger.snapshot(ids, day, sticky_key, sid)
         return snap
 
     def _route_step(self, rules: Rules, now: float, info: dict, sticky_key: str | None) -> tuple[str, str]:
@@ -414,15 +441,17 @@ class Router:
         keys = self.ledger.core() + [sticky_key or self.keys.route_sticky("-"), fast.key]
         args = [now, self._chan(), info["sid"], json.dumps(info), info["arrived"],
                 now + rules.rules.agents.reservation_timeout_s, self._cutoff(rules, now), info["queue"],
-                how, idle, 1 if rules.rules.sticky.within_hours > 0 and sticky_key else 0]
-        kind, agent = self.ledger.one("route", keys, args)
-        if kind == "noelig":  # first call of this kind under these rules (or the set expired)
+                how, idle, sticky_window_s(rules) if sticky_key else 0]
+        result = self.ledger.one("route", keys, args)
+        if result[0] == "noelig":  # first call of this kind under these rules (or the set expired)
             self._write_eligible(fast)
-            kind, agent = self.ledger.one("route", keys, args)
-        if kind == "reindex":  # Redis lost the roster and indexes: rebuild them from the agents' hashes
+            result = self.ledger.one("route", keys, args)
+        if result[0] == "reindex":  # Redis lost the roster and indexes: rebuild them from the agents' hashes
             self._roster_changed(rules)
-            kind, agent = self.ledger.one("route", keys, args)
-        return kind, agent
+            result = self.ledger.one("route", keys, args)
+        if len(result) > 2:  # the step stored the info (and the sticky agent it found)
+            self.ledger.remember(info["sid"], {**info, "sticky": result[2]})
+        return result[0], result[1]
 
     def _able(self, rules: Rules, queue: str) -> list:
         """Roster agents who can serve ``queue`` at its most relaxed step (cached per rules version)."""
@@ -469,7 +498,14 @@ class Router:
         redis.expire(fast.key, ELIGIBLE_TTL_S)
 
     def _handle(self, snap: Snapshot) -> dict[str, float]:
-        return selection.average_handle(snap.handled)
+        # the recent handling times change only when a call ends: polls in between reuse the means
+        key = tuple(snap.handled)
+        last = self._last_handle
+        if last is not None and last[0] == key:
+            return last[1]
+        means = selection.average_handle(snap.handled)
+        self._last_handle = (key, means)
+        return means
 
     def _assign_step(self, rules: Rules, now: float, agent_id: str, sids: list[str]):
         keys = self.ledger.core() + [self.keys.route_agent(agent_id)]
@@ -478,14 +514,19 @@ class Router:
 
     def _assign_steps(self, rules, pairs, waiting, now, skip: str = ""):
         steps, agents = [], []
+        ordered = selection.order(waiting) if pairs else []
         for sid, ranked in pairs:
             if sid == skip:
                 continue
             agent = ranked[0]
             # The planned call first; then the next calls this agent could serve, should a
             # racing worker have taken the planned one.
-            others = [c.sid for c in selection.order(waiting)
-                      if c.sid != sid and selection.eligible(rules, c, agent, now)][:10]
+            others = []
+            for c in ordered:
+                if c.sid != sid and selection.eligible(rules, c, agent, now):
+                    others.append(c.sid)
+                    if len(others) == 10:
+                        break
             steps.append(self._assign_step(rules, now, agent, [sid] + others))
             agents.append(agent)
         return steps, agents
@@ -509,7 +550,9 @@ class Router:
         args = [now, self._chan(), call.sid, json.dumps(info), call.arrived,
                 now + rules.rules.agents.reservation_timeout_s, self._cutoff(rules, now), call.queue, *cands]
         results = self.ledger.run(steps + [("reserve", keys, args)])
-        kind, agent = results[-1]
+        kind, agent = results[-1][:2]
+        if len(results[-1]) > 2:
+            self.ledger.remember(call.sid, info)
         if kind == "agent":
             return self._agent_decision(rules, agent, info)
         if kind == "gone":

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ivr import yamlfile
 from ivr.routing import hours as hours_mod
@@ -22,6 +22,7 @@ STRATEGIES = ("longest_idle", "fewest_calls", "least_talk_time", "round_robin", 
 # The call flow sends unsure callers to these; the rules must route them.
 REQUIRED_CATEGORIES = ("human", "out_of_scope")
 _ADDRESS = re.compile(r"^(client:[A-Za-z0-9_.@-]+|sip:\S+@\S+|\+[1-9]\d{6,14})$")
+E164_PATTERN = re.compile(r"^\+[1-9]\d{6,14}$")
 _NAME = r"^[a-z0-9_]+$"
 
 
@@ -55,17 +56,20 @@ class Overflow(Model):
     to: str
 
 
+def _e164(v: str) -> str:
+    if not E164_PATTERN.match(v):
+        raise ValueError("an E.164 number like +821012345678 (+, country code, number; no spaces or dashes)")
+    return v
+
+
+# Validated per item, so a bad number is reported at its own line.
+E164 = Annotated[str, AfterValidator(_e164)]
+
+
 class AfterMaxWait(Model):
     action: Literal["callback", "fallback"] = "fallback"
-    number: str | None = None           # for fallback: where to transfer (default: config fallback.dial)
+    number: E164 | None = None          # for fallback: where to transfer (default: config fallback.dial)
     message: str | dict[str, str] = ""  # what the caller hears; a mapping gives one text per language
-
-    @field_validator("number")
-    @classmethod
-    def _e164(cls, v):
-        if v is not None and not re.match(r"^\+[1-9]\d{6,14}$", v):
-            raise ValueError("an E.164 number like +15005550006")
-        return v
 
 
 class Queue(Model):
@@ -141,7 +145,8 @@ class AgentPolicy(Model):
 
 class Vip(Model):
     priority_boost: int = Field(10, ge=0, le=100)
-    numbers: list[str] = Field(default_factory=list)
+    # Twilio sends the caller's number as E.164 ("From"): anything else would never match.
+    numbers: list[E164] = Field(default_factory=list)
 
 
 class Sticky(Model):
@@ -214,6 +219,11 @@ class Rules:
         """Position in agents.yaml (fixed_order strategy and every tie-break)."""
         return {a.id: i for i, a in enumerate(self.roster.agents)}
 
+    @cached_property
+    def memo(self) -> dict:
+        """Scratch space for answers that depend only on these rules (see selection)."""
+        return {}
+
     def agent(self, agent_id: str) -> Agent | None:
         return self.agents_by_id.get(agent_id)
 
@@ -245,14 +255,23 @@ class Rules:
         """The queue's opening hours (built once per rules version), or None if always open."""
         return self._plans[queue]
 
-    def chain(self, queue: str) -> list[tuple[str, float]]:
+    def chain(self, queue: str) -> tuple[tuple[str, float], ...]:
         """The queue and its overflow queues with the wait (s) at which each is reached."""
-        out, at = [(queue, 0.0)], 0.0
-        q = self.rules.queues[queue]
-        while q.overflow is not None and all(name != q.overflow.to for name, _ in out):
-            at += q.overflow.after_s
-            out.append((q.overflow.to, at))
-            q = self.rules.queues[q.overflow.to]
+        return self._chains[queue]
+
+    @cached_property
+    def _chains(self) -> dict[str, tuple[tuple[str, float], ...]]:
+        # asked for every waiting call at every poll: worked out once per rules version
+        out = {}
+        for queue in self.rules.queues:
+            steps, at = [(queue, 0.0)], 0.0
+            q = self.rules.queues[queue]
+            while q.overflow is not None and q.overflow.to in self.rules.queues \
+                    and all(name != q.overflow.to for name, _ in steps):
+                at += q.overflow.after_s
+                steps.append((q.overflow.to, at))
+                q = self.rules.queues[q.overflow.to]
+            out[queue] = tuple(steps)
         return out
 
 

@@ -2,9 +2,11 @@
 
 Each script is one atomic step. Every key a step touches carries the ``{route}`` hash
 tag, so a step runs unchanged on Redis Cluster (all keys live in one slot). Keys are
-declared in KEYS; the one exception is RELEASE, which learns the agent holding a call
-from the ``held`` hash and builds that agent's key from the prefix in ARGV — the prefix
-contains ``{route}``, so the computed key hashes to the same slot as the declared ones.
+declared in KEYS, except those a step only learns while it runs: RELEASE learns the agent
+holding a call from the ``held`` hash, ROUTE the best free agent from an index, and the
+end of a call (``finish``) the caller's sticky key from the call's info. Those keys are
+built from the ``<prefix>:{route}:`` base of KEYS[1] (RELEASE: from an agent key prefix in
+ARGV that contains ``{route}``), so they hash to the same slot as the declared ones.
 
 Shared layout of KEYS[1..14] (``CORE``) in every script; the caller sends only KEYS[1]
 followed by the step's own keys, and the prelude derives KEYS[2..14] from KEYS[1]
@@ -29,11 +31,16 @@ answered_at, misses, reason, calls:<day>, talk:<day>.
 The indexes (KEYS[8..13]) are derived data: ``set_agent`` re-files an agent in them in
 the same step that changes the agent's hash, and REINDEX rebuilds them from the hashes
 (on every roster adoption). A decision therefore reads only the best few free agents
-instead of every agent. ROUTE and RELEASE build agent keys from a prefix in ARGV that
-contains ``{route}``, so those keys hash to the same slot as the declared ones.
+instead of every agent.
+
+Sticky routing: ``sticky:<caller hash>`` holds ``<agent id>|<time the call ended>`` (the
+router's clock), written when an answered call ends; ROUTE (and the router, on the
+general path) honour it only while that time is within ``sticky.within_hours`` of now.
 """
 
 from __future__ import annotations
+
+import re
 
 # Suffixes of KEYS[1..14] after "<prefix>:{route}:" (the names in ivr.keys.Keys).
 CORE_SUFFIXES = ("calls", "waiting", "held", "callbacks", "stats", "handled", "ended", "free:ended", "free:avail",
@@ -122,6 +129,15 @@ local function heard(key, id)  -- a heartbeat
   redis.call('HSET', key, 'hb', now)
   redis.call('ZADD', KEYS[13], 'XX', now, id)
 end
+-- the agent a sticky entry ('<agent id>|<call ended at>') names if that call ended at most
+-- window seconds before now, else ''
+local function sticky_agent(raw, window)
+  if not raw or window <= 0 then return '' end
+  local bar = string.find(raw, '|', 1, true)
+  local ended = bar and tonumber(string.sub(raw, bar + 1))
+  if ended and now - ended <= window then return string.sub(raw, 1, bar - 1) end
+  return ''
+end
 local function usable(key, cutoff)
   local s = redis.call('HMGET', key, 'state', 'hb')
   return s[1] == 'available' and (cutoff <= 0 or tonumber(s[2] or 0) >= cutoff)
@@ -134,6 +150,21 @@ end
 local function reserve(key, id, sid, deadline)
   redis.call('HSET', KEYS[3], sid, id)
   set_agent(key, id, 'reserved', sid, '', {'until', deadline, 'offered_at', now})
+end
+-- reserve() for an agent just picked from the free indexes (``member``: their entry there):
+-- what index() would do for this one move, without reading back what is known already
+-- (free -> reserved: out of the free indexes, onto the timers; presence stays as it was).
+local function take(key, id, member, sid, deadline)
+  redis.call('HSET', KEYS[3], sid, id)
+  redis.call('HSET', key, 'state', 'reserved', 'since', now, 'call', sid, 'reason', '', 'until', deadline,
+             'offered_at', now)
+  local kinds = redis.call('HGET', KEYS[14], '~indexes') or ''
+  for i, kind in ipairs({'ended', 'avail', 'rr'}) do
+    if string.find(kinds, ',' .. kind .. ',', 1, true) then redis.call('ZREM', KEYS[7 + i], member) end
+  end
+  redis.call('ZREM', KEYS[11], member)
+  redis.call('ZADD', KEYS[12], deadline, id)
+  emit({type = 'agent', id = id, state = 'reserved', call = sid, reason = ''})
 end
 -- put a call whose reservation fell through back in line at its original arrival
 local function requeue(sid)
@@ -164,10 +195,17 @@ local function lapse(sid)
   if raw then redis.call('HSET', KEYS[1], sid, string.sub(raw, 1, -2) .. ', "lapsed": 1}') end
   requeue(sid)
 end
--- a call that was answered is over: count it, time the wrap-up
-local function finish(key, id, sid, talk, day)
+-- a call that was answered is over: count it, time the wrap-up, and (talked = true) remember
+-- the agent for the caller's next call: sticky routing. The entry keeps the time the call
+-- ended by the router's clock, and ROUTE compares it with its own now, so "within N hours"
+-- follows the router's clock; the Redis TTL (the window plus a day) only cleans up.
+local function finish(key, id, sid, talk, day, talked)
   local info = info_of(sid) or {}
   local wrap = tonumber(info.wrap or 0)
+  local window = tonumber(info.sticky_s or 0) or 0
+  if talked and window > 0 and (info.caller_hash or '') ~= '' then
+    redis.call('SET', BASE .. 'sticky:' .. info.caller_hash, id .. '|' .. ARGV[1], 'EX', math.ceil(window) + 86400)
+  end
   redis.call('HINCRBY', key, 'calls:' .. day, 1)
   redis.call('HINCRBYFLOAT', key, 'talk:' .. day, talk)
   redis.call('LPUSH', KEYS[6], (info.queue or '?') .. '|' .. (talk + wrap))
@@ -218,8 +256,44 @@ end
 """
 
 
+# The prelude's helpers, one chunk each ("local function NAME" or "local NAME =", with the
+# comment above it). A script gets only the helpers its body uses (and theirs): Lua builds
+# every local function of a script anew at each call, so unused ones cost every step.
+_HELPER = re.compile(r"^(?=(?:--[^\n]*\n)*local (?:function \w+|\w+ =))", re.M)
+
+
+def _helpers(prelude: str) -> list[tuple[str, str]]:
+    starts: list[int] = []
+    for m in _HELPER.finditer(prelude):
+        block = prelude[starts[-1]:m.start()] if starts else ""
+        if starts and block.strip() and all(line.startswith("--") for line in block.splitlines() if line.strip()):
+            continue  # still inside the comment that opens the chunk found before
+        starts.append(m.start())
+    out = []
+    for a, b in zip(starts, starts[1:] + [len(prelude)]):
+        text = prelude[a:b]
+        name = re.search(r"^local (?:function (\w+)|(\w+) =)", text, re.M)
+        out.append((name.group(1) or name.group(2), text))
+    return out
+
+
+_CHUNKS = _helpers(_PRELUDE[len(_EXPAND):])
+
+
+def _needed(body: str) -> str:
+    """The prelude's chunks ``body`` uses, directly or through another chunk, in their order."""
+    want, todo = {"now", "chan"}, [body]
+    while todo:
+        code = re.sub(r"--[^\n]*", "", todo.pop())  # a name in a comment is no use
+        for name, chunk in _CHUNKS:
+            if name not in want and re.search(rf"\b{name}\b", code):
+                want.add(name)
+                todo.append(chunk)
+    return "\n" + "".join(chunk for name, chunk in _CHUNKS if name in want)
+
+
 def _script(header: str, body: str) -> str:
-    return header.strip() + "\n" + _PRELUDE + body
+    return header.strip() + "\n" + _EXPAND + _needed(body) + body
 
 
 RESERVE = _script(r"""
@@ -228,7 +302,8 @@ RESERVE = _script(r"""
 -- ARGV[1] now, ARGV[2] channel, ARGV[3] sid, ARGV[4] call info JSON, ARGV[5] original arrival,
 -- ARGV[6] reservation deadline, ARGV[7] heartbeat cutoff (0 = off), ARGV[8] queue,
 -- ARGV[9..] the candidates' agent ids, in KEYS order (ARGV[i - 6] for KEYS[i]).
--- Returns {'agent', id} | {'queued', ''} | {'gone', ''}. Idempotent for a retried webhook.
+-- Returns {'agent', id} | {'queued', ''} | {'gone', ''}, with a third element 1 when this step
+-- stored ARGV[4] as the call's info. Idempotent for a retried webhook.
 """, r"""
 local sid = ARGV[3]
 local held = redis.call('HGET', KEYS[3], sid)
@@ -240,12 +315,12 @@ local cutoff = tonumber(ARGV[7])
 for i = 15, #KEYS do
   if usable(KEYS[i], cutoff) then
     reserve(KEYS[i], ARGV[i - 6], sid, tonumber(ARGV[6]))
-    return {'agent', ARGV[i - 6]}
+    return {'agent', ARGV[i - 6], 1}
   end
 end
 redis.call('ZADD', KEYS[2], ARGV[5], sid)
 emit({type = 'queue', event = 'enqueued', sid = sid, queue = ARGV[8]})
-return {'queued', ''}
+return {'queued', '', 1}
 """)
 
 ASSIGN = _script(r"""
@@ -297,7 +372,7 @@ if agent then
     if st[1] == 'reserved' then
       set_agent(akey, agent, 'available', '', '', {'until', 0, 'avail_at', now})
     elseif st[1] == 'on_call' then
-      finish(akey, agent, sid, now - tonumber(st[3] or now), day)
+      finish(akey, agent, sid, now - tonumber(st[3] or now), day, true)
     end
   end
   redis.call('HDEL', KEYS[3], sid)
@@ -335,7 +410,7 @@ redis.call('HDEL', KEYS[3], sid)
 if status == 'completed' then
   local talk = tonumber(ARGV[6]) or 0
   if talk <= 0 and tonumber(st[3] or 0) > 0 then talk = now - tonumber(st[3]) end
-  finish(KEYS[15], id, sid, talk, ARGV[7])
+  finish(KEYS[15], id, sid, talk, ARGV[7], true)
   redis.call('HDEL', KEYS[1], sid)
   redis.call('HDEL', KEYS[4], sid)
   return 'completed'
@@ -361,9 +436,10 @@ return 'missed'
 """)
 
 ANSWERED = _script(r"""
--- ANSWERED: the agent picked up: reserved -> on_call; remember the agent for sticky routing.
--- KEYS[1..14] CORE; KEYS[15] the agent's hash; KEYS[16] the caller's sticky key.
--- ARGV[1] now, ARGV[2] channel, ARGV[3] sid, ARGV[4] agent id, ARGV[5] sticky TTL (s, 0 = off).
+-- ANSWERED: the agent picked up: reserved -> on_call (the call's end, in RELEASE or
+-- DIAL_RESULT, remembers the agent for sticky routing).
+-- KEYS[1..14] CORE; KEYS[15] the agent's hash.
+-- ARGV[1] now, ARGV[2] channel, ARGV[3] sid, ARGV[4] agent id.
 -- Returns 1 when the agent is (now) on this call, 0 when the call is held by someone else.
 """, r"""
 local sid, id = ARGV[3], ARGV[4]
@@ -376,8 +452,6 @@ if not (st[1] == 'reserved' and st[2] == sid) then
   redis.call('HSET', KEYS[3], sid, id)
 end
 set_agent(KEYS[15], id, 'on_call', sid, '', {'answered_at', now, 'misses', 0, 'until', 0})
-local ttl = tonumber(ARGV[5])
-if ttl > 0 then redis.call('SET', KEYS[16], id, 'EX', math.ceil(ttl)) end
 return 1
 """)
 
@@ -469,7 +543,7 @@ local st = redis.call('HMGET', KEYS[15], 'state', 'call')
 if st[1] ~= 'reserved' or st[2] ~= sid then return {0, 'the callback of ' .. sid .. ' is not offered to ' .. id} end
 redis.call('HDEL', KEYS[3], sid)
 redis.call('ZREM', KEYS[2], sid)
-finish(KEYS[15], id, sid, tonumber(ARGV[5]) or 0, ARGV[6])
+finish(KEYS[15], id, sid, tonumber(ARGV[5]) or 0, ARGV[6], ARGV[7] == 'reached')
 local info = info_of(sid) or {}
 redis.call('HDEL', KEYS[1], sid)
 redis.call('HDEL', KEYS[4], sid)
@@ -504,12 +578,16 @@ return made
 SNAPSHOT = _script(r"""
 -- SNAPSHOT: read everything a routing decision needs, as one JSON string (read-only).
 -- One bulk reply parses far faster in Python than hundreds of RESP fields. The agents are
--- those of the roster in force (KEYS[14]), so no agent key needs to be sent.
+-- those of the roster in force (KEYS[14]), so no agent key needs to be sent. Calls come as
+-- sids only: a call's info does not change once written, so the reader fetches the infos it
+-- has not seen yet (HMGET) instead of every info at every poll of every waiting caller.
 -- KEYS[1..14] CORE; KEYS[15] the caller's sticky key (or any {route} key).
--- ARGV[1] now, ARGV[2] channel (unused), ARGV[3] day, ARGV[4] how many handling times to return.
+-- ARGV[1] now, ARGV[2] channel (unused), ARGV[3] day, ARGV[4] how many handling times to return,
+-- ARGV[5] a sid whose info to return as well ('' = none).
 -- Returns JSON {ids: [agent id...], agents: [[state, call, until, hb, ended_at, avail_at, offered_at,
--- answered_at, since, misses, reason, calls today, talk today]...] (in ids order), calls, waiting,
--- held, callbacks, handled, sticky}; ids is empty when the roster was never indexed (or lost).
+-- answered_at, since, misses, reason, calls today, talk today]...] (in ids order), calls (sids),
+-- waiting (sids), held, callbacks, handled, sticky, mine (ARGV[5]'s info)}; ids is empty when the
+-- roster was never indexed (or lost).
 """, r"""
 local day = ARGV[3]
 local prefix = BASE .. 'agent:'
@@ -523,8 +601,9 @@ for i = 1, #roster, 2 do
       'avail_at', 'offered_at', 'answered_at', 'since', 'misses', 'reason', 'calls:' .. day, 'talk:' .. day)
   end
 end
-out.calls = redis.call('HGETALL', KEYS[1])
-out.waiting = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+out.calls = redis.call('HKEYS', KEYS[1])
+if ARGV[5] and ARGV[5] ~= '' then out.mine = redis.call('HGET', KEYS[1], ARGV[5]) end
+out.waiting = redis.call('ZRANGE', KEYS[2], 0, -1)  -- the arrival is in the call's info
 out.held = redis.call('HGETALL', KEYS[3])
 out.callbacks = redis.call('HKEYS', KEYS[4])
 out.handled = redis.call('LRANGE', KEYS[6], 0, tonumber(ARGV[4]) - 1)
@@ -544,23 +623,30 @@ ROUTE = _script(r"""
 -- ARGV[7] heartbeat cutoff (0 = off), ARGV[8] queue,
 -- ARGV[9] strategy: 'ended' | 'avail' | 'rr' | 'order' (read that free index in order)
 -- or 'calls:<day>' | 'talk:<day>' (the least of that field, then idle, then position),
--- ARGV[10] idle measure for ties: 'ended' | 'avail', ARGV[11] sticky on: '1' | '0'.
+-- ARGV[10] idle measure for ties: 'ended' | 'avail', ARGV[11] the sticky window (s, 0 = off):
+-- the caller's last agent comes first if that call ended at most this long before now.
 -- Agent keys are BASE .. 'agent:' .. id (the {route} tag again).
 -- Returns {'agent', id} | {'queued', ''} | {'waiting', ''} (already in line) | {'gone', ''}
 -- | {'slow', ''} | {'noelig', ''} (the eligible set is missing: write it, run again)
--- | {'reindex', ''} (no roster in Redis: run REINDEX, then this again).
+-- | {'reindex', ''} (no roster in Redis: run REINDEX, then this again). 'agent' and 'queued'
+-- have a third element, the sticky agent written into the info, when this step stored the info.
 """, r"""
 local sid, prefix = ARGV[3], BASE .. 'agent:'
-local held = redis.call('HGET', KEYS[3], sid)
-if held then return {'agent', held} end
-if redis.call('ZSCORE', KEYS[2], sid) then return {'waiting', ''} end
-if redis.call('ZSCORE', KEYS[7], sid) then return {'gone', ''} end
+-- a call held or waiting has its info in KEYS[1]: a new call costs one look, not two
+if redis.call('HEXISTS', KEYS[1], sid) == 1 then
+  local held = redis.call('HGET', KEYS[3], sid)
+  if held then return {'agent', held} end
+  if redis.call('ZSCORE', KEYS[2], sid) then return {'waiting', ''} end
+elseif redis.call('ZSCORE', KEYS[7], sid) then
+  return {'gone', ''}
+end
 expire_due(prefix, ARGV[7])
 local free = redis.call('ZCARD', KEYS[11])
 if free > 0 and redis.call('ZCARD', KEYS[2]) > 0 then return {'slow', ''} end
 local sticky = ''
-if ARGV[11] == '1' then sticky = redis.call('GET', KEYS[15]) or '' end
-local pick
+local window = tonumber(ARGV[11]) or 0
+if window > 0 then sticky = sticky_agent(redis.call('GET', KEYS[15]), window) end
+local pick, member  -- member: the pick's entry in the free indexes, when picked from one
 if free > 0 then
   if sticky ~= '' and redis.call('SISMEMBER', KEYS[16], sticky) == 1
       and redis.call('HGET', prefix .. sticky, 'state') == 'available' then
@@ -574,7 +660,7 @@ if free > 0 then
       local batch = redis.call('ZRANGE', zkey, from, from + size - 1)
       for i = 1, #batch do
         local id = string.sub(batch[i], 8)
-        if redis.call('SISMEMBER', KEYS[16], id) == 1 then pick = id break end
+        if redis.call('SISMEMBER', KEYS[16], id) == 1 then pick, member = id, batch[i] break end
       end
       if #batch < size then break end
       from, size = from + size, 32
@@ -590,7 +676,7 @@ if free > 0 then
         local v, idle = tonumber(f[1] or 0) or 0, tonumber(f[2] or 0) or 0
         if ARGV[10] == 'avail' then idle = math.max(idle, tonumber(f[3] or 0) or 0) end
         if not pick or v < best_v or (v == best_v and idle < best_idle) then
-          pick, best_v, best_idle = id, v, idle
+          pick, member, best_v, best_idle = id, all[i], v, idle
         end
       end
     end
@@ -610,13 +696,16 @@ if not pick then
   end
 end
 redis.call('HSET', KEYS[1], sid, string.sub(ARGV[4], 1, -2) .. ', "sticky": ' .. cjson.encode(sticky) .. '}')
-if pick then
+if member then
+  take(prefix .. pick, pick, member, sid, tonumber(ARGV[6]))
+  return {'agent', pick, sticky}
+elseif pick then
   reserve(prefix .. pick, pick, sid, tonumber(ARGV[6]))
-  return {'agent', pick}
+  return {'agent', pick, sticky}
 end
 redis.call('ZADD', KEYS[2], ARGV[5], sid)
 emit({type = 'queue', event = 'enqueued', sid = sid, queue = ARGV[8]})
-return {'queued', ''}
+return {'queued', '', sticky}
 """)
 
 ALL = {

@@ -7,8 +7,9 @@ waiting, so a stale plan can cost fairness for a moment but never correctness.
 
 from __future__ import annotations
 
+import bisect
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ivr.routing.rules import Rules
 
@@ -91,20 +92,72 @@ def reached(rules: Rules, queue: str, wait_s: float) -> list[str]:
 
 
 def current_queue(rules: Rules, call: WaitingCall, now: float) -> str:
-    return reached(rules, call.queue, now - call.arrived)[-1]
+    wait = max(0.0, now - call.arrived)
+    out = call.queue
+    for name, at in rules.chain(call.queue):  # in order of the wait at which each is reached
+        if wait < at:
+            break
+        out = name
+    return out
+
+
+# Every poll asks, for every waiting call, what it needs and who may take it. The answer
+# changes only when the call's wait crosses one of a few thresholds (an overflow, a relax
+# step), so it is worked out once per (category, queue, stage) and rules version.
+def _stage(rules: Rules, call: WaitingCall, now: float) -> tuple:
+    memo = rules.memo
+    th = memo.get(("thresholds", call.queue))
+    if th is None:
+        chain = rules.chain(call.queue)
+        at = {t for _, t in chain} | {step.after_s for q, _ in chain for step in rules.rules.queues[q].relax}
+        th = memo[("thresholds", call.queue)] = tuple(sorted(at))
+    return call.category, call.queue, bisect.bisect_right(th, max(0.0, now - call.arrived))
+
+
+def _spans(rules: Rules, queue: str) -> dict[str, tuple[float, float]]:
+    """For each queue whose calls come to ``queue`` (itself, or by overflow): the waits
+    [from, to) during which such a call's current queue is ``queue``."""
+    key = ("spans", queue)
+    hit = rules.memo.get(key)
+    if hit is None:
+        hit = {}
+        for origin in rules.rules.queues:
+            chain = rules.chain(origin)
+            for k, (name, at) in enumerate(chain):
+                if name == queue:
+                    hit[origin] = (at, chain[k + 1][1] if k + 1 < len(chain) else float("inf"))
+        rules.memo[key] = hit
+    return hit
 
 
 def needs(rules: Rules, call: WaitingCall, now: float) -> list[dict[str, int]]:
     """The skill minimums of each queue the call has reached by now; meeting any one suffices."""
-    wait = max(0.0, now - call.arrived)
-    return [relaxed(rules, call.category, q, wait) for q in reached(rules, call.queue, wait)]
+    key = ("needs",) + _stage(rules, call, now)
+    hit = rules.memo.get(key)
+    if hit is None:
+        wait = max(0.0, now - call.arrived)
+        hit = rules.memo[key] = [relaxed(rules, call.category, q, wait) for q in reached(rules, call.queue, wait)]
+    return hit
+
+
+def able(rules: Rules, call: WaitingCall, now: float) -> frozenset[str]:
+    """The roster agents who may take ``call`` now (whatever their state)."""
+    key = ("able",) + _stage(rules, call, now)
+    hit = rules.memo.get(key)
+    if hit is None:
+        need = needs(rules, call, now)
+        hit = rules.memo[key] = frozenset(a.id for a in rules.roster.agents
+                                          if any(can_serve(a.skills, n) for n in need))
+    return hit
 
 
 def eligible(rules: Rules, call: WaitingCall, agent_id: str, now: float, need: list | None = None) -> bool:
+    if need is None:
+        return agent_id in able(rules, call, now)
     agent = rules.agent(agent_id)
     if agent is None:
         return False
-    return any(can_serve(agent.skills, n) for n in (need if need is not None else needs(rules, call, now)))
+    return any(can_serve(agent.skills, n) for n in need)
 
 
 def present(rules: Rules, view: AgentView, now: float) -> bool:
@@ -133,8 +186,8 @@ def rank_key(rules: Rules, strategy: str, view: AgentView) -> tuple:
 def candidates(rules: Rules, call: WaitingCall, views: dict[str, AgentView], free: set[str], now: float) -> list[str]:
     """Free agents who can take ``call`` now, best first (its previous agent first if sticky)."""
     strategy = rules.rules.queues[current_queue(rules, call, now)].strategy
-    need = needs(rules, call, now)
-    ids = [i for i in free if eligible(rules, call, i, now, need)]
+    ok = able(rules, call, now)
+    ids = [i for i in free if i in ok]
     ids.sort(key=lambda i: rank_key(rules, strategy, views[i]))
     if call.sticky and call.sticky in ids:
         ids.remove(call.sticky)
@@ -155,6 +208,8 @@ def plan(rules: Rules, views: dict[str, AgentView], calls: list[WaitingCall], no
     """
     free = {i for i, v in views.items() if is_free(rules, v, now)}
     out = []
+    if not free:
+        return out
     for call in order(calls):
         if not free:
             break
@@ -176,6 +231,23 @@ def due(rules: Rules, views: dict[str, AgentView], now: float) -> list[str]:
     return out
 
 
+def after_timeouts(rules: Rules, views: dict[str, AgentView], now: float) -> dict[str, AgentView]:
+    """The agents as the time-outs due by ``now`` would leave them (what EXPIRE writes), for
+    previews that must not write: a stopped heartbeat -> offline; a reservation, wrap-up or
+    missed-call pause that ran out -> available."""
+    timeout = rules.rules.agents.heartbeat_timeout_s
+    out = {}
+    for agent_id, v in views.items():
+        if timeout > 0 and v.state in (FREE, PAUSED, WRAP_UP, RESERVED) and v.hb < now - timeout:
+            v = replace(v, state=OFFLINE, call="", until=0.0)
+        elif v.state == RESERVED and v.until <= now:
+            v = replace(v, state=FREE, call="", until=0.0, avail_at=now)
+        elif v.state in (WRAP_UP, PAUSED) and v.until <= now:
+            v = replace(v, state=FREE, until=0.0, avail_at=v.until)
+        out[agent_id] = v
+    return out
+
+
 @dataclass(frozen=True)
 class Place:
     queue: str
@@ -187,10 +259,24 @@ def place(rules: Rules, call: WaitingCall, waiting: list[WaitingCall], views: di
           handle_s: dict[str, float], now: float) -> Place:
     """Where ``call`` stands: position in its current queue and the expected wait."""
     queue = current_queue(rules, call, now)
-    ahead = [c for c in order(waiting) if current_queue(rules, c, now) == queue]
-    position = next((i + 1 for i, c in enumerate(ahead) if c.sid == call.sid), len(ahead) + 1)
-    need = needs(rules, call, now)
-    staffed = sum(1 for v in views.values() if v.state != OFFLINE and eligible(rules, call, v.id, now, need))
+    # the calls of the queue ahead of it in order(): higher priority, then earlier arrival
+    spans = _spans(rules, queue)
+    mine = (-call.priority, call.arrived, call.sid)
+    listed, in_queue, before = False, 0, 0
+    for c in waiting:
+        if c.sid == call.sid:
+            listed = True
+            continue
+        span = spans.get(c.queue)
+        if span is None:
+            continue
+        wait = now - c.arrived
+        if span[0] <= (wait if wait > 0 else 0.0) < span[1]:  # current_queue(c) == queue
+            in_queue += 1
+            before += (-c.priority, c.arrived, c.sid) < mine
+    position = 1 + (before if listed else in_queue)
+    ok = able(rules, call, now)
+    staffed = sum(1 for v in views.values() if v.state != OFFLINE and v.id in ok)
     aht = handle_s.get(queue) or rules.rules.queues[queue].default_handle_s
     expected = math.ceil(position * aht / max(1, staffed))
     return Place(queue, position, float(expected))

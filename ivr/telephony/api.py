@@ -18,15 +18,24 @@ def init_app(app) -> None:
 @bp.get("/<sid>")
 @require_token
 def get_call(sid: str):
+    """A call in progress as the agent needs it (the caller's real number, to call back);
+    once it is over, its record, where the number is masked."""
     ctx = context()
     session = ctx.sessions.get(sid)
-    if session is not None:
+    if session is not None and session.live:
         body = session.__dict__.copy()
         body.pop("token", None)
-        return jsonify(call=body, live=session.live)
+        return jsonify(call=body, live=True)
     record = find_record(ctx.redis, ctx.keys, sid, scan=False)
     if record is not None:
         return jsonify(call=record, live=False)
+    if session is not None:  # over, its record not written yet: masked already, like the record
+        from ivr.ops.masking import mask_number
+
+        body = session.__dict__.copy()
+        body.pop("token", None)
+        body["caller"] = mask_number(session.caller)
+        return jsonify(call=body, live=False)
     return jsonify(error=f"no call {sid}"), 404
 
 
@@ -35,12 +44,14 @@ def get_call(sid: str):
 def correct_category(sid: str):
     """``{"category": "payment"}``: the agent says what the call was really about."""
     ctx = context()
-    body = request.get_json(silent=True) or {}
-    category = body.get("category")
+    body = request.get_json(silent=True)
+    category = body.get("category") if isinstance(body, dict) else None
     classifier = ctx.services.classifier
     known = set(getattr(classifier, "categories", []) or []) | {"out_of_scope"}
-    if not isinstance(category, str) or (classifier is not None and category not in known):
-        return jsonify(error="body must be {\"category\": C} with C one of " + ", ".join(sorted(known))), 400
+    if not isinstance(category, str) or not category:
+        return jsonify(error='send JSON {"category": C} with C one of ' + ", ".join(sorted(known))), 400
+    if classifier is not None and category not in known:
+        return jsonify(error=f"unknown category {category!r}: use one of " + ", ".join(sorted(known))), 400
     session = ctx.sessions.get(sid)
     record = None
     if session is None:
@@ -52,7 +63,10 @@ def correct_category(sid: str):
     predicted = session.category if session else record.get("category", "")
     from ivr.intents.feedback import record_correction
 
-    record_correction(ctx.redis, ctx.keys, sid, language, text, predicted, category)
+    try:
+        record_correction(ctx.redis, ctx.keys, sid, language, text, predicted, category)
+    except ValueError as exc:  # e.g. the caller said nothing the recognizer understood
+        return jsonify(error=f"call {sid}: {exc}; nothing to learn from", sid=sid), 422
     if session is not None:
         ctx.redis.hset(ctx.keys.call(sid), "corrected_category", category)
     return jsonify(sid=sid, predicted=predicted, corrected=category, stored=True)

@@ -29,7 +29,8 @@ def api(build, config_file, redis_url, clean_env):
 
 @pytest.mark.parametrize("method, path", [("get", "/api/agents"), ("post", "/api/agents/ann/status"),
                                           ("post", "/api/agents/ann/heartbeat"), ("get", "/api/queues"),
-                                          ("post", "/api/agents/ann/callback-done"), ("get", "/api/callbacks")])
+                                          ("post", "/api/agents/ann/callback-done"), ("get", "/api/callbacks"),
+                                          ("get", "/api/calls/CA1"), ("post", "/api/calls/CA1/category")])
 def test_every_route_needs_the_bearer_token(api, method, path):
     client, _ = api()
     assert getattr(client, method)(path).status_code == 401

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 
 def no_heartbeats(mk, **more):
     return mk.rules_with(**{"agents.heartbeat_timeout_s": 0}, **more)
@@ -137,6 +139,57 @@ def test_sticky_routing_is_off_when_within_hours_is_zero(build, mk, clock):
     assert router.route(mk.call("CA3", "human", caller="+821077770000")).agent.id == "bob"
 
 
+X, Y, Z = "+821077770000", "+821088880000", "+821066660000"
+
+
+def sticky_to_ann(build, mk, clock, general_path):
+    """X talked to ann (a call of two hours), Y to bob; bob has been idle longer since.
+
+    ``general_path``: a security call waits (cat is offline) while ann and bob are free, so
+    the next route takes the router's general path instead of the one-step ROUTE."""
+    router = build(rules=no_heartbeats(mk, **{"sticky.within_hours": 1}))
+    offline(router, "dan")
+    assert router.route(mk.call("CA1", "human", caller=X)).agent.id == "ann"
+    assert router.route(mk.call("CA2", "human", caller=Y)).agent.id == "bob"
+    router.answered("CA1", "ann")
+    router.answered("CA2", "bob")
+    clock.advance(60)
+    router.call_ended("CA2")
+    clock.advance(2 * 3600)  # the window counts from the end of the call, not from its start
+    router.call_ended("CA1")
+    if general_path:
+        offline(router, "cat")
+        assert router.route(mk.call("CAwait", "account_security", caller=Z)).kind == "queued"
+    return router
+
+
+@pytest.mark.parametrize("general_path", [False, True], ids=["one-step", "general-path"])
+def test_sticky_caller_within_the_window_gets_their_agent_by_the_routers_clock(build, mk, clock, general_path):
+    router = sticky_to_ann(build, mk, clock, general_path)
+    clock.advance(3600 - 1)  # 59:59 after the call ended
+    assert router.route(mk.call("CA3", "human", caller=X)).agent.id == "ann"
+    assert router.route(mk.call("CA4", "human", caller=Z)).agent.id == "bob"
+
+
+@pytest.mark.parametrize("general_path", [False, True], ids=["one-step", "general-path"])
+def test_sticky_caller_after_the_window_gets_the_normal_choice(build, mk, clock, general_path):
+    router = sticky_to_ann(build, mk, clock, general_path)
+    clock.advance(3600 + 1)
+    assert router.route(mk.call("CA3", "human", caller=X)).agent.id == "bob"  # the longest idle
+
+
+def test_sticky_agent_busy_sends_the_caller_to_someone_else_at_once(build, mk, clock):
+    router = sticky_to_ann(build, mk, clock, general_path=False)
+    clock.advance(60)
+    assert router.route(mk.call("CA4", "human", caller=Z)).agent.id == "bob"
+    assert router.route(mk.call("CA5", "human", caller=Y)).agent.id == "ann"
+    router.answered("CA5", "ann")  # ann is talking to someone else
+    router.call_ended("CA4")  # bob is free again
+    d = router.route(mk.call("CA3", "human", caller=X))
+    assert d.kind == "agent" and d.agent.id == "bob"  # not held waiting for ann
+    assert mk.state(router, "ann")["call"] == "CA5"
+
+
 def test_skill_minimum_relaxes_with_waiting_time(build, mk, clock):
     router = build(rules=no_heartbeats(mk))
     offline(router, "ann", "dan")  # bob has payment level 1; billing starts at level 2
@@ -151,8 +204,7 @@ def test_skill_minimum_relaxes_with_waiting_time(build, mk, clock):
 def test_overflow_keeps_the_original_arrival_time(build, mk, clock):
     router = build(rules=no_heartbeats(mk, **{"queues.billing.relax": []}))
     offline(router, "ann", "bob")
-    router.answered  # dan (general) is busy with an earlier call
-    assert router.route(mk.call("CA0", "human")).agent.id == "dan"
+    assert router.route(mk.call("CA0", "human")).agent.id == "dan"  # dan (general) is busy with an earlier call
     router.answered("CA0", "dan")
     start = clock.now
     assert router.route(mk.call("CA1", "payment", arrived=start)).queue == "billing"
@@ -300,12 +352,15 @@ def test_stale_reservation_expires_and_the_call_keeps_its_place(build, mk, clock
     router = build()
     offline(router, "bob", "dan")
     start = clock.now
-    router.route(mk.call("CA1", "payment", arrived=start))
+    assert router.route(mk.call("CA1", "payment", arrived=start)).agent.id == "ann"
+    clock.advance(10)
+    later = clock.now
+    assert router.route(mk.call("CA2", "payment", arrived=later)).kind == "queued"  # arrived after CA1
     pubsub = redis.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe("t:ops:updates")
-    clock.advance(46)  # nobody reported the offer's outcome
+    clock.advance(36)  # 46 s since the offer and nobody reported its outcome
     router.heartbeat("ann")
-    router.tick()
+    router.queues_snapshot()  # runs the time-outs that are due, assigns nobody
     events, quiet = [], 0
     while quiet < 3:  # None also stands for the (ignored) subscribe confirmation
         m = pubsub.get_message(timeout=0.2)
@@ -316,7 +371,14 @@ def test_stale_reservation_expires_and_the_call_keeps_its_place(build, mk, clock
     assert {"type": "agent", "id": "ann", "state": "available", "reason": "last offer expired unanswered"}.items() \
         <= next(e for e in events if e.get("state") == "available").items()
     assert any(e["type"] == "queue" and e["event"] == "requeued" and e["sid"] == "CA1" for e in events)
-    assert redis.zscore("t:{route}:waiting", "CA1") is None or redis.zscore("t:{route}:waiting", "CA1") == start
+    # back in line at its ORIGINAL arrival, not at the time the offer lapsed
+    assert redis.zscore("t:{route}:waiting", "CA1") == start
+    assert redis.zscore("t:{route}:waiting", "CA2") == later
+    # so the freed agent gets CA1 again, ahead of CA2 who arrived after it
+    assert router.tick() == 1
+    assert mk.state(router, "ann")["call"] == "CA1"
+    assert router.poll("CA1").agent.id == "ann"
+    assert (router.poll("CA2").kind, router.poll("CA2").position) == ("queued", 1)
 
 
 def test_a_call_whose_offers_lapse_twice_is_lost_not_offered_forever(build, mk, clock, redis):

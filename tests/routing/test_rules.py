@@ -82,10 +82,45 @@ def test_malformed_hours_are_refused_with_the_reason(tmp_path, mk, weekly, reaso
     assert "hours.business.weekly" in message and reason in message
 
 
-def test_unknown_time_zone_and_hours_name_are_refused(tmp_path, mk):
-    message = refuse(tmp_path, mk, rules=mk.rules_with(**{"hours.business.timezone": "Asia/Soeul",
-                                                          "queues.general.hours": "weekdays"}))
-    assert "IANA time zone" in message and "Asia/Soeul" in message
+def test_unknown_time_zone_is_refused(tmp_path, mk):
+    message = refuse(tmp_path, mk, rules=mk.rules_with(**{"hours.business.timezone": "Asia/Soeul"}))
+    line = line_of(tmp_path / "rules.yaml", "timezone: Asia/Soeul")
+    assert f"rules.yaml:{line}: hours.business.timezone: expected an IANA time zone" in message
+    assert "Asia/Soeul" in message
+
+
+def test_unknown_hours_name_is_refused_with_file_and_line(tmp_path, mk):
+    message = refuse(tmp_path, mk, rules=mk.rules_with(**{"queues.general.hours": "weekdays"}))
+    line = line_of(tmp_path / "rules.yaml", "hours: weekdays")
+    assert f"rules.yaml:{line}: queues.general.hours: unknown hours 'weekdays'" in message
+    assert "define it under hours: (have business)" in message
+    assert len(message.splitlines()) == 1  # refused for this reason alone
+
+
+def test_unknown_skill_in_a_queue_is_refused_with_file_and_line(tmp_path, mk):
+    message = refuse(tmp_path, mk, rules=mk.rules_with(**{"queues.security.skills": {"acount_security": 1}}))
+    line = line_of(tmp_path / "rules.yaml", "acount_security: 1")
+    assert f"rules.yaml:{line}: queues.security.skills: unknown skill 'acount_security'" in message
+    assert "declare it under skills: (known: payment, account_security, complaints, general)" in message
+
+
+def test_unknown_skill_in_a_category_is_refused_with_file_and_line(tmp_path, mk):
+    message = refuse(tmp_path, mk, rules=mk.rules_with(**{"categories.payment.skills": {"paymnt": 1}}))
+    line = line_of(tmp_path / "rules.yaml", "paymnt: 1")
+    assert f"rules.yaml:{line}: categories.payment.skills: unknown skill 'paymnt'" in message
+    assert "declare it under skills:" in message
+
+
+def test_vip_numbers_must_be_e164_each_refused_at_its_line(tmp_path, mk):
+    rules = mk.rules_with(**{"vip.numbers": ["+821099990000", "010-9999-0000", "+82 10 1234 5678"]})
+    message = refuse(tmp_path, mk, rules=rules)
+    for i, bad in ((1, "010-9999-0000"), (2, "+82 10 1234 5678")):
+        line = line_of(tmp_path / "rules.yaml", bad)
+        assert f"rules.yaml:{line}: vip.numbers[{i}]: expected an E.164 number like +821012345678" in message
+        assert f"found {bad!r}" in message
+    assert "vip.numbers[0]" not in message
+    assert rules_mod.parse(yaml.safe_dump(mk.rules_with(**{"vip.numbers": ["+821099990000"]})),
+                           yaml.safe_dump(mk.BASE_AGENTS)).vip_numbers == {"+821099990000"}
 
 
 def test_bad_agent_address_is_refused(tmp_path, mk):
