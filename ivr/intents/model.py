@@ -43,6 +43,8 @@ from sklearn.svm import LinearSVC
 
 # Bumped whenever features or training change, so saved models are retrained.
 MODEL_VERSION = 5
+# "auto" stacking is considered only with at least this many examples of every class.
+STACK_MIN_PER_CLASS = 20
 
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _PUNCT = re.compile(r"[^\w\s]|_", re.UNICODE)
@@ -174,7 +176,10 @@ class IntentModel(ClassifierMixin, BaseEstimator):
         else:
             if self.stacking not in ("auto", "on", "off"):
                 raise ValueError(f"stacking must be 'auto', 'on' or 'off', not {self.stacking!r}")
-            views = self._views() if self.stacking != "off" and len(self.classes_) > 2 else [slice(None)]
+            # A second-level fit needs data of its own: a tiny training set gets the one SVM.
+            big_enough = self.stacking == "on" or int(counts.min()) >= STACK_MIN_PER_CLASS
+            views = self._views() if self.stacking != "off" and big_enough and len(self.classes_) > 2 \
+                else [slice(None)]
             oof = self._out_of_fold(matrix, y, views, folds)
             self.stacked_ = len(views) > 1 and (self.stacking == "on" or self._stacking_helps(oof, y, folds))
             if not self.stacked_:
