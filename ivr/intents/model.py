@@ -219,14 +219,16 @@ class IntentModel(ClassifierMixin, BaseEstimator):
         margins = np.full((len(y), len(views) * k), -10.0)
         splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
 
-        def one(train, test, v, view):
-            svm = self._svm().fit(matrix[train][:, view], y[train])
+        def one(fold, v, view):
+            train, test, fitted, scored = fold
+            svm = self._svm().fit(fitted[:, view], y[train])
             # A fold may miss a class only if it is tiny; its column then stays very negative.
             cols = [v * k + index[c] for c in svm.classes_]
-            return test, cols, _margins(svm, matrix[test][:, view])
+            return test, cols, _margins(svm, scored[:, view])
 
-        jobs = [lambda t=train, s=test, v=v, view=view: one(t, s, v, view)
-                for train, test in splitter.split(matrix, y) for v, view in enumerate(views)]
+        # Each fold's rows are cut once and shared by the views' fits.
+        folds_ = [(train, test, matrix[train], matrix[test]) for train, test in splitter.split(matrix, y)]
+        jobs = [lambda f=fold, v=v, view=view: one(f, v, view) for fold in folds_ for v, view in enumerate(views)]
         for test, cols, scores in _parallel(jobs):
             margins[np.ix_(test, cols)] = scores
         return margins
