@@ -59,6 +59,7 @@ What vosk-api's source and issues say, and how this module follows it:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import threading
@@ -107,6 +108,10 @@ class Utterance:
     finalize_ms: float = 0.0       # wall time from the frame that ended listening to the final text
     model: str = ""
     settled: bool = False          # ended on the shorter guard: the words had settled the category
+    # A settled utterance is decided on the words heard so far, without waiting for the
+    # recognizer's final pass; that pass runs after the decision (finish()), and its text
+    # and words replace these. final_ms: how long it took, off the caller's wait.
+    final_ms: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -199,10 +204,16 @@ class Listener:
         # of speech however long the silence guard is.
         self._arrivals: deque[tuple[float, float]] = deque(maxlen=1000)
         self.utterance: Utterance | None = None
+        self._final_pending = False  # decided early (settled); the recognizer's final pass still to run
 
     @property
     def finished(self) -> bool:
         return self.utterance is not None
+
+    @property
+    def final_pending(self) -> bool:
+        """Decided early; :meth:`finish` still has the recognizer's final pass to run."""
+        return self._final_pending
 
     @property
     def audio_s(self) -> float:
@@ -247,9 +258,22 @@ class Listener:
                             events.append(SpeechEvent("partial", text, round(ep.audio_s, 3)))
             outcome = ep.decide()
             if outcome is not None:
-                self._close(outcome, arrived)
+                if outcome == "speech" and ep.early:
+                    self._decide_early(arrived)
+                else:
+                    self._close(outcome, arrived)
                 events.append(SpeechEvent("final", self.utterance.text, round(ep.audio_s, 3)))
             return events
+
+    def _decide_early(self, trigger_wall: float) -> None:
+        """The words so far settled the call: the utterance is what was heard, now.
+
+        Kaldi's final pass (the audio's last frames, the lattice, word times) takes 35 ms on
+        an idle core and hundreds when every core decodes other callers; the caller does not
+        wait for it. It runs in :meth:`finish`, after the call flow has the utterance."""
+        text = " ".join(t for t in [*self._segments, self._partial] if t).strip()
+        self.utterance = self._utterance("speech", text, trigger_wall)
+        self._final_pending = True
 
     def _settle(self, text: str) -> None:
         try:
@@ -259,10 +283,22 @@ class Listener:
             self._endpointer.settled = False
 
     def finish(self, reason: str = "stream_end") -> Utterance:
-        """The utterance so far (idempotent); closes the recognizer."""
+        """The utterance so far (idempotent); closes the recognizer.
+
+        After an early decision this runs the recognizer's final pass: the utterance then
+        has the final text and words, and keeps the early decision's latencies."""
         with self._lock:
             if self.utterance is None:
                 self._close(reason if reason in OUTCOMES else "stream_end", time.perf_counter())
+            elif self._final_pending:
+                self._final_pending = False
+                early = self.utterance
+                started = time.perf_counter()
+                self._finalize("speech")
+                final = self._utterance("speech", " ".join(self._segments) or early.text, started)
+                self.utterance = dataclasses.replace(
+                    final, decode_latency_ms=early.decode_latency_ms, finalize_ms=early.finalize_ms,
+                    final_ms=round((time.perf_counter() - started) * 1000, 1))
             return self.utterance
 
     def _take_segment(self, result: dict) -> SpeechEvent:
@@ -279,6 +315,11 @@ class Listener:
         return SpeechEvent("final", text, round(self._endpointer.audio_s, 3))
 
     def _close(self, outcome: str, trigger_wall: float) -> None:
+        self._finalize(outcome)
+        self.utterance = self._utterance(outcome, " ".join(self._segments), trigger_wall)
+
+    def _finalize(self, outcome: str) -> None:
+        """The recognizer's final pass; it then goes back to the pool."""
         rec, self._rec = self._rec, None
         if rec is not None:
             with self._decoders:
@@ -300,14 +341,16 @@ class Listener:
                 self._take_segment(json.loads(rec.FinalResult()))
             del rec
             self._pool.release(self._pooled, self._decoded + self._padded)  # ready for the next call, its graph cache warm
+
+    def _utterance(self, outcome: str, text: str, trigger_wall: float) -> Utterance:
         done = time.perf_counter()
         words = self._words
         speech_end = self._endpointer.speech_end_s
         if speech_end is None and words:
             speech_end = words[-1].end
-        self.utterance = Utterance(
+        return Utterance(
             outcome=outcome,
-            text=" ".join(self._segments),
+            text=text,
             words=list(words),
             confidence=round(sum(w.conf for w in words) / len(words), 3) if words else 0.0,
             audio_s=round(self._endpointer.audio_s, 3),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import bisect
 import sys
 import tempfile
@@ -217,6 +218,8 @@ def _calls(args, target, desk, guard, concurrency, result, sampler) -> list:
     if target.api_token:
         fetch_server_speech(target, driver.results)
     result["calls_report"] = report(driver.results, elapsed, guard, speed)
+    # every call's own figures, to find out which callers a percentile comes from
+    result["calls"] = [dataclasses.asdict(r) for r in driver.results]
     if desk is not None and desk.errors:
         result["agent_desk_errors"] = desk.errors[:10]
     if args.soak:

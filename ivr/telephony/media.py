@@ -31,6 +31,11 @@ def stream(ws) -> None:
     try:
         turn.run(ws)
     finally:
+        if turn.stored:  # the outcome is on the session: Twilio may ask for the <Connect> action now
+            try:
+                ws.close()
+            except Exception:  # already closed by Twilio
+                pass
         turn.close()
 
 
@@ -47,6 +52,11 @@ class StreamTurn:
         self.audio = bytearray() if ctx.config.calls.record_audio else None
         self.finished_wall = 0.0
         self.stored = False
+        self.details: dict = {}
+        # how far this socket's reading is behind the caller's real time: (wall since the
+        # start message) - (the frame's own timestamp); at the last frame and the most seen
+        self.started_at = 0.0
+        self.lag_s = self.max_lag_s = 0.0
 
     def run(self, ws) -> None:
         while True:
@@ -86,6 +96,7 @@ class StreamTurn:
             return False
         hotline = self.ctx.config.hotline(session.hotline)
         self.sid, self.session, self.language = event.call_sid, session, hotline.language
+        self.started_at = time.perf_counter()
         if (event.encoding, event.sample_rate, event.channels) != ("audio/x-mulaw", 8000, 1):
             # Twilio documents only 8 kHz mono mu-law; decoding anything else as that is noise.
             log.error("media stream in an unsupported audio format; the caller goes to a person",
@@ -119,6 +130,8 @@ class StreamTurn:
             return self.listener is not None
         if self.audio is not None:
             self.audio.extend(event.audio)
+        self.lag_s = time.perf_counter() - self.started_at - event.timestamp_ms / 1000.0
+        self.max_lag_s = max(self.max_lag_s, self.lag_s)
         for ev in self.listener.feed_mulaw(event.audio):
             if ev.kind == "partial" and ev.text and ev.text != self.last_partial \
                     and ev.at_s - self.last_partial_at >= PARTIAL_EVERY_S:
@@ -130,18 +143,20 @@ class StreamTurn:
         if self.listener is None or self.stored:
             return
         self.finished_wall = time.time()
-        utterance = self.listener.finish(reason)
-        details = utterance.to_dict()
-        details.pop("text", None)
-        details.pop("partial", None)
-        words = details.pop("words", None) or []
-        details["words"] = len(words)
+        # decided early (the words had settled the call): the recognizer's final pass runs
+        # after the socket is closed (close()), not while the caller waits
+        listener = self.listener
+        utterance = listener.utterance if listener.finished else listener.finish(reason)
+        details = _details(utterance)
+        # how far behind the caller's real time this socket was read, at its last frame and at worst
+        details["read_lag_ms"] = round(self.lag_s * 1000, 1)
+        details["read_lag_max_ms"] = round(self.max_lag_s * 1000, 1)
         self._store(outcome=utterance.outcome, text=_mask(utterance.text, self.language), details=details)
         self.ctx.metric("observe_recognition", utterance.decode_latency_ms / 1000.0)
 
     def _store(self, outcome: str, text: str, details: dict) -> None:
         session = self.session
-        details = dict(details, turn=session.reprompts, finished_at=self.finished_wall or time.time())
+        details = self.details = dict(details, turn=session.reprompts, finished_at=self.finished_wall or time.time())
         more = {}
         if self.audio is not None and self.audio:
             details["audio_path"] = self._save_audio()
@@ -166,11 +181,36 @@ class StreamTurn:
         return str(path)
 
     def close(self) -> None:
-        if self.listener is not None and not self.stored:
+        if self.listener is None:
+            return
+        if not self.stored:
             try:
                 self.finish("stream_end")
             except Exception:
                 log.exception("could not store the utterance of a dropped stream", extra={"call_sid": self.sid})
+            return
+        if self.listener.final_pending:
+            self._complete()
+
+    def _complete(self) -> None:
+        """After an early decision: the recognizer's final pass, and its words on this turn's record."""
+        try:
+            final = self.listener.finish()
+            details = dict(self.details, **{k: v for k, v in _details(final).items()
+                                             if k in ("words", "confidence", "speech_end_s", "final_ms")})
+            turn = self.details.get("turn")
+            self.ctx.sessions.update(self.sid, when=lambda s: (s.speech or {}).get("turn") == turn, speech=details)
+        except Exception:  # the decision stands; only the record's word details are missing
+            log.exception("final pass after an early decision failed", extra={"call_sid": self.sid})
+
+
+def _details(utterance) -> dict:
+    """An utterance for the session's record: no text in it (the masked transcript is kept apart)."""
+    details = utterance.to_dict()
+    details.pop("text", None)
+    details.pop("partial", None)
+    details["words"] = len(details.pop("words", None) or [])
+    return details
 
 
 def _mask(text: str, language: str) -> str:

@@ -54,8 +54,11 @@ class SessionStore:
             return None
         return Session.from_hash(data)
 
-    def update(self, sid: str, to: str | None = None, **changes: Any) -> Session | None:
-        """Advance the session (``to`` = its new state, or the same) atomically."""
+    def update(self, sid: str, to: str | None = None, when: Callable[[Session], bool] | None = None,
+               **changes: Any) -> Session | None:
+        """Advance the session (``to`` = its new state, or the same) atomically.
+
+        ``when``: change it only if this holds for the session as it is (else it is returned unchanged)."""
         key = self.keys.call(sid)
         with self.redis.pipeline(transaction=True) as pipe:
             while True:
@@ -66,6 +69,9 @@ class SessionStore:
                         pipe.reset()
                         return None
                     session = Session.from_hash(data)
+                    if when is not None and not when(session):
+                        pipe.reset()
+                        return session
                     advance(session, to or session.state, self.clock(), **changes)
                     pipe.multi()
                     pipe.hset(key, mapping=session.to_hash())

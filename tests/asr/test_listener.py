@@ -168,6 +168,32 @@ def test_words_that_settle_the_call_end_the_utterance_on_the_shorter_guard(engin
     assert HANGUL.search(early.text), early.text  # the final text still has every word decoded
 
 
+def test_a_settled_utterance_is_decided_before_the_final_pass_which_runs_in_finish(engine, sp):
+    """The caller is not kept waiting for Kaldi's final pass: at the early endpoint the
+    utterance is the words heard so far; finish() then runs the pass and gives its words."""
+    lis = engine.listener(KO, settles=lambda text: bool(text.strip()))
+    audio = sp.mulaw("ko_kw_game")
+    for start in range(0, len(audio), 160):
+        lis.feed_mulaw(audio[start:start + 160])
+        if lis.finished:
+            break
+    early = lis.utterance
+    assert lis.finished and lis.final_pending
+    assert early.outcome == "speech" and early.settled and early.text.strip(), early
+    assert early.final_ms == 0
+    assert lis.feed_mulaw(audio[:160]) == []  # a late frame never reaches the recognizer again
+    idle = engine.pools[KO].idle
+    final = lis.finish("stream_end")
+    assert not lis.final_pending and final is lis.utterance
+    assert final.settled and final.outcome == "speech" and final.text.strip()
+    assert final.words and final.final_ms > 0  # the pass ran: word times and confidences
+    assert "게임" in final.text.split(), final.text
+    assert (final.decode_latency_ms, final.finalize_ms) == (early.decode_latency_ms, early.finalize_ms)
+    assert lis.finish() is final  # idempotent
+    # the recognizer went back to the pool after its final pass, ready for the next call
+    assert engine.pools[KO].idle == min(idle + 1, engine.pools[KO].max_idle)
+
+
 def test_words_that_do_not_settle_keep_the_full_guard(engine, sp):
     u, _ = sp.play(engine.listener(KO, settles=lambda text: False), sp.mulaw("ko_payment"))
     assert u.outcome == "speech" and not u.settled

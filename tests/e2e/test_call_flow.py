@@ -134,6 +134,9 @@ def test_what_the_caller_says_puts_them_through_to_the_agent_for_it(live_hotline
     assert call["agent"] == agent and trace.connected_to == addresses_by_id(h)[agent]
     assert [d.address for d in trace.dials] == [addresses_by_id(h)[agent]]
     assert call["speech"]["settled"] is True
+    # decided on the words heard, before Kaldi's final pass; that pass ran after the
+    # socket closed and its word details reached this turn's record
+    assert call["speech"]["words"] >= 1 and call["speech"]["final_ms"] > 0, call["speech"]
     assert leftovers(h, trace.call_sid) == []
 
 
