@@ -68,8 +68,10 @@ def register(sub) -> None:
     load.add_argument("--talk", type=float, default=5.0, help="seconds each agent talks (call time)")
     load.add_argument("--seed", type=int, default=1)
     load.add_argument("--warmup", type=int, metavar="CALLS",
-                      help="calls placed flat out before measuring, in waves of --concurrency (default: "
-                           "--concurrency; 0 = none): a fresh server's first calls build the recognizers' caches")
+                      help="calls placed flat out before measuring, in waves of --concurrency, with the same "
+                           "callers (default: %d x --concurrency, so each pooled recognizer has decoded about "
+                           "that many calls, as on a server that has been taking calls; 0 = none: a fresh "
+                           "server, whose first calls build the recognizers' graph caches)" % WARMUP_PER_RECOGNIZER)
     load.add_argument("--webhook-rate", type=float, metavar="PER_S",
                       help="instead of calls: POST the incoming-call webhook at this fixed rate (open loop)")
     load.add_argument("--seconds", type=float, default=30.0, help="length of the --webhook-rate run")
@@ -175,6 +177,13 @@ def _sampler(target):
     return ProcessSampler(target.pid, every_s=2.0).start()
 
 
+# A recognizer decodes its first calls at 2-3x the CPU of one that has decoded about ten
+# (its lazily composed graph cache is cold: ivr/asr/engine.py), so the default warm-up
+# gives every pooled recognizer that many calls: the figures are those of a server that
+# has been taking calls. --warmup 0 measures a fresh one.
+WARMUP_PER_RECOGNIZER = 10
+
+
 def _calls(args, target, desk, guard, concurrency, result, sampler) -> list:
     from ivr.bench import report as rep
     from ivr.bench.load import CALLER_SETS, CallDriver, caller_audio, fetch_server_speech, report
@@ -183,10 +192,12 @@ def _calls(args, target, desk, guard, concurrency, result, sampler) -> list:
     result["callers"] = args.callers
     speed = args.speed if args.speed is not None else (0.0 if args.soak else 1.0)
     calls = args.calls or (2000 if args.soak else 6)
-    warmup = concurrency if args.warmup is None else args.warmup
+    warmup = WARMUP_PER_RECOGNIZER * concurrency if args.warmup is None else args.warmup
+    if args.soak and args.warmup is None:
+        warmup = concurrency  # the soak measures memory from a fresh server on
     if warmup:
         print(f"warming up: {warmup} calls, not measured...", file=sys.stderr, flush=True)
-        warm = CallDriver(target, desk, speed=0.0, talk_s=0.0)
+        warm = CallDriver(target, desk, speed=0.0, talk_s=0.0, audio=audio)
         warm.waves(warmup, min(warmup, concurrency))
         result["warmup"] = {"calls": warmup, "errors": sum(len(r.errors) for r in warm.results)}
     progress = {"done": 0, "marks": []}

@@ -84,13 +84,17 @@ def test_ivr_bench_spawns_a_server_places_a_call_and_writes_json(tmp_path):
     out = tmp_path / "result.json"
     proc = subprocess.run([sys.executable, "-m", "ivr", "--config", str(ROOT / "config.yaml"), "bench", "--spawn",
                            "--calls", "1", "--speed", "4", "--agents", "2", "--callers", "understood",
-                           "--json", str(out)],
+                           "--warmup", "2", "--json", str(out)],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "calls per minute completed" in proc.stdout
     result = json.loads(out.read_text())
     assert result["calls_report"]["completed"] == 1 and result["callers"] == "understood"
     assert result["agents_on_shift"] == 2
+    assert result["warmup"] == {"calls": 2, "errors": 0}
+    (call,) = result["calls"]  # each call's own figures, to tell which caller a percentile is
+    assert call["caller"].startswith("ko_kw_") and call["ok"] and call["sid"].startswith("CA")
+    assert call["timings"]["speech_end_to_dial_ms"] > 0 and call["streams"][0]["closed_by"] == "server"
     roles = {p["role"] for p in result["processes"]["processes"]}
     assert "worker" in roles and "master" in roles
 
