@@ -106,7 +106,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
             result["server"] = {"spawned": False, "url": target.url}
         if args.to:
             target.number = args.to
-        guard = cfg.asr.endpointing.silence_after_speech_s
+        ep = cfg.asr.endpointing  # the silence a turn waits: the full guard, or the shorter one once settled
+        guard = (ep.silence_after_speech_s, min(ep.settled_silence_s or ep.silence_after_speech_s,
+                                                ep.silence_after_speech_s))
         sampler = _sampler(target)
         try:
             if args.webhook_rate:
@@ -193,8 +195,6 @@ def _calls(args, target, desk, guard, concurrency, result, sampler) -> list:
     speed = args.speed if args.speed is not None else (0.0 if args.soak else 1.0)
     calls = args.calls or (2000 if args.soak else 6)
     warmup = WARMUP_PER_RECOGNIZER * concurrency if args.warmup is None else args.warmup
-    if args.soak and args.warmup is None:
-        warmup = concurrency  # the soak measures memory from a fresh server on
     if warmup:
         print(f"warming up: {warmup} calls, not measured...", file=sys.stderr, flush=True)
         warm = CallDriver(target, desk, speed=0.0, talk_s=0.0, audio=audio)
@@ -228,7 +228,7 @@ def _calls(args, target, desk, guard, concurrency, result, sampler) -> list:
     elapsed = time.perf_counter() - started
     if target.api_token:
         fetch_server_speech(target, driver.results)
-    result["calls_report"] = report(driver.results, elapsed, guard, speed)
+    result["calls_report"] = report(driver.results, elapsed, guard[0], speed, guard[1])
     # every call's own figures, to find out which callers a percentile comes from
     result["calls"] = [dataclasses.asdict(r) for r in driver.results]
     if desk is not None and desk.errors:
@@ -257,12 +257,16 @@ def _soak_rows(result: dict) -> list:
             if done >= total / 10:
                 points.append((done / 1000, rss))
         per_1000 = slope(points)
+        # flat memory is a question about the steady state: the slope over the later half
+        late = slope([p for p in points if p[0] >= total / 2000])
         first = points[0][1] if points else None
         last = points[-1][1] if points else None
         soak.append({"pid": proc["pid"], "rss_after_warmup_mb": first, "rss_end_mb": last,
-                     "slope_mb_per_1000_calls": round(per_1000, 2) if per_1000 is not None else None})
+                     "slope_mb_per_1000_calls": round(per_1000, 2) if per_1000 is not None else None,
+                     "second_half_slope_mb_per_1000_calls": round(late, 2) if late is not None else None})
         rows.append((f"worker {proc['pid']} RSS after warm-up -> end, slope",
                      f"{first} -> {last} MB, {per_1000 and round(per_1000, 2)} MB per 1000 calls"))
+        rows.append(("  slope over the second half of the calls", f"{late and round(late, 2)} MB per 1000 calls"))
     result["soak"] = soak
     return rows
 

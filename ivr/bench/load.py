@@ -15,11 +15,13 @@ What is measured, per call, from Twilio's side of the line:
   (``asr.endpointing.silence_after_speech_s``), the wait that tells a pause from the end
   of an utterance, so it is also reported *beyond the guard*;
 - recognizer lag: when the server closed the stream after the end of speech, minus the
-  silence guard. A recognizer that falls behind real time closes late by as much as it
+  silence guard that turn waited (the shorter one when the words had settled the call). A recognizer that falls behind real time closes late by as much as it
   is behind, so this is the lag a caller feels (it also holds the endpointer's own
   decision time and the network);
 - server-side, from the call record when an API token is given: the listener's
-  ``decode_latency_ms`` (arrival of the last speech audio → final result) minus the guard.
+  ``decode_latency_ms`` (arrival of the last speech audio → final result) minus the guard,
+  and ``read_lag_max_ms``: how far behind the caller's real time (the frames' own
+  timestamps) the server read and decoded the stream, at worst in the call.
 """
 
 from __future__ import annotations
@@ -215,10 +217,13 @@ def fetch_server_speech(target, results: list[CallResult]) -> int:
     return found
 
 
-def report(results: list[CallResult], elapsed_s: float, guard_s: float, speed: float = 1.0) -> dict:
+def report(results: list[CallResult], elapsed_s: float, guard_s: float, speed: float = 1.0,
+           settled_guard_s: float | None = None) -> dict:
     """The figures of a run (see the module docstring for what each one measures).
 
-    At ``speed`` N the silence guard (call time) passes in 1/N of the wall time."""
+    At ``speed`` N the silence guard (call time) passes in 1/N of the wall time. A turn the
+    server ended on the shorter guard (its record says ``settled``; only a call's last turn
+    can be: a settled turn routes) waited ``settled_guard_s`` of silence, not ``guard_s``."""
     ok = [r for r in results if r.ok]
     kinds: dict[str, list[float]] = {}
     for r in results:
@@ -227,10 +232,20 @@ def report(results: list[CallResult], elapsed_s: float, guard_s: float, speed: f
     to_dial = [r.timings["speech_end_to_dial_ms"] for r in results if "speech_end_to_dial_ms" in r.timings]
     close_to_dial = [r.timings["stream_close_to_dial_ms"] for r in results if "stream_close_to_dial_ms" in r.timings]
     guard_ms = guard_s * 1000 / speed if speed > 0 else 0.0
-    lag = [s["speech_end_to_close_ms"] - guard_ms for r in results for s in r.streams
-           if s.get("speech_end_to_close_ms") is not None]
-    server_lag = [r.server_speech["decode_latency_ms"] - guard_ms for r in results
+    short_ms = (settled_guard_s if settled_guard_s is not None else guard_s) * 1000 / speed if speed > 0 else 0.0
+
+    def waited_ms(r: CallResult, last: bool) -> float:
+        return short_ms if last and r.server_speech.get("settled") else guard_ms
+
+    lag = [s["speech_end_to_close_ms"] - waited_ms(r, i == len(r.streams) - 1) for r in results
+           for i, s in enumerate(r.streams) if s.get("speech_end_to_close_ms") is not None]
+    server_lag = [r.server_speech["decode_latency_ms"] - waited_ms(r, True) for r in results
                   if r.server_speech.get("outcome") == "speech" and r.server_speech.get("decode_latency_ms") is not None]
+    # how far behind the caller's real time the server read (and decoded) the stream, at worst
+    read_lag = [r.server_speech["read_lag_max_ms"] / 1000 for r in results
+                if r.server_speech.get("read_lag_max_ms") is not None]
+    beyond = [r.timings["speech_end_to_dial_ms"] - waited_ms(r, True) for r in results
+              if "speech_end_to_dial_ms" in r.timings]
     outcomes: dict[str, int] = {}
     for r in results:
         key = "talked to an agent" if (r.outcome or "").startswith("talked to") else r.outcome
@@ -249,11 +264,14 @@ def report(results: list[CallResult], elapsed_s: float, guard_s: float, speed: f
         "busy_span_s": round(span, 2),
         "webhook_ms": {kind: summary(values, 2) for kind, values in sorted(kinds.items())},
         "speech_end_to_dial_ms": summary(to_dial),
-        "speech_end_to_dial_beyond_guard_ms": summary([v - guard_ms for v in to_dial]),
+        "speech_end_to_dial_beyond_guard_ms": summary(beyond),
+        "settled_turns": sum(1 for r in results if r.server_speech.get("settled")),
         "stream_close_to_dial_ms": summary(close_to_dial),
         "recognizer_lag_s": summary([v / 1000 for v in lag], 3),
         "server_decode_lag_s": summary([v / 1000 for v in server_lag], 3),
+        "server_read_lag_max_s": summary(read_lag, 3),
         "silence_guard_s": guard_s,
         "silence_guard_wall_s": round(guard_ms / 1000, 3),
+        "settled_guard_wall_s": round(short_ms / 1000, 3),
         "speed": speed,
     }

@@ -32,10 +32,14 @@ def calls_rows(r: dict) -> list[tuple[str, str]]:
         rows.append((f"webhook {kind} ms p50 / p95 / p99", _ms(s)))
     rows += [
         ("end of speech -> <Dial> ms p50 / p95 / p99", _ms(r["speech_end_to_dial_ms"])),
-        (f"  beyond the {r['silence_guard_wall_s']:g} s silence guard (wall)", _ms(r["speech_end_to_dial_beyond_guard_ms"])),
+        (f"  beyond the silence guard waited ({r['silence_guard_wall_s']:g} s; "
+         f"{r.get('settled_guard_wall_s', r['silence_guard_wall_s']):g} s for the {r.get('settled_turns', 0)} settled)",
+         _ms(r["speech_end_to_dial_beyond_guard_ms"])),
         ("stream closed -> <Dial> ms p50 / p95 / p99", _ms(r["stream_close_to_dial_ms"])),
         ("recognizer lag s p50 / p95 / max (stand-in)", _ms(r["recognizer_lag_s"], ("p50", "p95", "max"))),
         ("decode lag s p50 / p95 / max (server record)", _ms(r["server_decode_lag_s"], ("p50", "p95", "max"))),
+        ("worst read lag behind real time per call s p50 / p95 / max (server)",
+         _ms(r.get("server_read_lag_max_s") or {}, ("p50", "p95", "max"))),
         ("errors", str(r["error_count"]) + (f"  first: {r['errors'][0]}" if r["errors"] else "")),
     ]
     return rows

@@ -113,3 +113,27 @@ def test_ivr_bench_profile_classifier_runs_the_classifier_benchmark(tmp_path):
                            "--profile", "classifier"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith("hotline") and "_p99_ms=" in proc.stdout
+
+
+def test_the_report_takes_off_the_silence_each_turn_waited_and_keeps_the_worst_read_lag():
+    from ivr.bench.load import CallResult, report
+
+    def call(sid, settled, close_ms, dial_ms, read_lag_ms, streams=1):
+        turns = [{"closed_by": "server", "audio_s": 3.0, "speech_end_s": 1.5, "speech_end_to_close_ms": 900.0}
+                 for _ in range(streams - 1)]
+        turns.append({"closed_by": "server", "audio_s": 2.0, "speech_end_s": 1.5, "speech_end_to_close_ms": close_ms})
+        return CallResult(sid, "x", 0.0, 5.0, True, "talked to a", "a", [], {}, {"speech_end_to_dial_ms": dial_ms},
+                          turns, {"outcome": "speech", "settled": settled, "decode_latency_ms": close_ms - 50,
+                                  "read_lag_max_ms": read_lag_ms})
+
+    r = report([call("CA1", True, 400.0, 430.0, 20.0), call("CA2", False, 850.0, 880.0, 450.0, streams=2)],
+               10.0, 0.7, settled_guard_s=0.3)
+    # the settled turn waited 0.3 s (0.1 s late), the others 0.7 s (0.2 and 0.15 s late)
+    assert (r["recognizer_lag_s"]["p50"], r["recognizer_lag_s"]["max"]) == (0.15, 0.2)
+    assert r["recognizer_lag_s"]["n"] == 3
+    assert r["speech_end_to_dial_beyond_guard_ms"]["max"] == 180.0
+    assert r["speech_end_to_dial_beyond_guard_ms"]["p50"] == 155.0  # 130 and 180
+    assert r["settled_turns"] == 1 and r["settled_guard_wall_s"] == 0.3
+    assert r["server_read_lag_max_s"]["max"] == 0.45
+    # without a shorter guard every turn is taken to have waited the full one
+    assert report([call("CA1", True, 400.0, 430.0, 20.0)], 10.0, 0.7)["recognizer_lag_s"]["max"] == -0.3
