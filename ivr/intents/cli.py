@@ -35,6 +35,8 @@ def register(sub) -> None:
                                      "file of lang<TAB>category<TAB>text lines instead.")
     ev.add_argument("--test", metavar="FILE.tsv", help="held-out file: lang<TAB>category<TAB>text per line")
     ev.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
+    ev.add_argument("--seed", type=int, default=0,
+                    help="seed of the fold assignment (default 0); compare seeds to see how much a figure moves")
     ev.add_argument("--lang", action="append", help="only this language (repeatable)")
     ev.add_argument("--png", default=EVAL_PNG, help=f"where to write the confusion matrix (default {EVAL_PNG})")
     ev.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -123,7 +125,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.test:
             reports = evaluate.test_file(load_classifier(config), examples)
         else:
-            reports = evaluate.cross_validate(examples, folds=args.folds)
+            reports = evaluate.cross_validate(examples, folds=args.folds, seed=args.seed)
     except (ValueError, ClassifierError) as exc:
         print(f"ivr intents eval: {exc}", file=sys.stderr)
         return 2

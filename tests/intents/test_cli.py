@@ -87,3 +87,22 @@ def test_bench_runs_the_hotline_pipeline_on_benchmark_formats(small_config, caps
     out = capsys.readouterr().out
     assert "banking77  train=6  test=6  accuracy=1.0000" in out
     assert "clinc150   train=8" in out and "oos_recall=" in out and "published" in out
+
+
+def test_eval_seed_reaches_the_fold_assignment(small_config, capsys, tmp_path, monkeypatch):
+    from ivr.intents import evaluate
+
+    seen = []
+    real = evaluate.cross_validate
+
+    def spy(examples, **kwargs):
+        seen.append(kwargs.get("seed"))
+        return real(examples, **kwargs)
+
+    monkeypatch.setattr(evaluate, "cross_validate", spy)
+    png = tmp_path / "cm.png"
+    assert run(small_config, "eval", "--folds", "2", "--seed", "3", "--png", str(png), "--json") == 0
+    assert run(small_config, "eval", "--folds", "2", "--png", str(png), "--json") == 0
+    assert seen == [3, 0]
+    reports = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    assert len(reports) == 2 and all(0.0 <= r[0]["macro_f1"] <= 1.0 for r in reports)
