@@ -85,6 +85,22 @@ def week_plan(zone_name: str, weekly: dict[str, list[str]], holidays: list[date]
     return WeekPlan(zone_name, tuple(tuple(sorted(d)) for d in days), frozenset(holidays))
 
 
+_DAYS: dict[str, tuple[int, str]] = {}  # zone -> (the Unix minute last asked about, its local day)
+
+
 def day_of(at: float, zone_name: str) -> str:
-    """The local calendar day (``2025-03-01``) for 'today' counters."""
-    return datetime.fromtimestamp(at, zone(zone_name)).date().isoformat()
+    """The local calendar day (``2025-03-01``) for 'today' counters.
+
+    Remembered per zone for the minute of ``at`` when the zone's offset then is a whole
+    number of minutes (every zone's since 1972): its transitions are then on whole minutes
+    too, so the local day can only change on a minute boundary."""
+    minute = int(at // 60)
+    hit = _DAYS.get(zone_name)
+    if hit is not None and hit[0] == minute:
+        return hit[1]
+    local = datetime.fromtimestamp(at, zone(zone_name))
+    day = local.date().isoformat()
+    offset = local.utcoffset()
+    if offset is not None and offset.seconds % 60 == 0 and not offset.microseconds:
+        _DAYS[zone_name] = (minute, day)
+    return day

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field, replace
 
 from redis.exceptions import NoScriptError, ResponseError
+from redis.utils import HIREDIS_AVAILABLE
 
 from ivr.keys import Keys
 from ivr.routing import scripts
@@ -31,7 +32,7 @@ def _decode(obj):
     return obj
 
 
-SEP = "\x1f"  # joins a step's arguments into one (the scripts split it; see scripts._EXPAND)
+SEP = "\x1f"  # joins a step's arguments into one (the scripts split it; see prelude.OPENING)
 
 
 def _text(value) -> str:
@@ -43,13 +44,20 @@ def _text(value) -> str:
 
 
 def pack(args: list) -> list[str]:
-    """A step's arguments as one string: each argument costs the client more than the split
-    costs the script. An argument holding the separator itself goes unpacked (rare)."""
+    """A step's arguments as one string, for redis-py without hiredis: each argument it
+    encodes in Python costs the client more than the split costs the script. An argument
+    holding the separator itself goes unpacked (rare)."""
     parts = [a if a.__class__ is str else _text(a) for a in args]
     joined = SEP.join(parts)
     if len(parts) < 2 or joined.count(SEP) != len(parts) - 1:
         return parts
     return [joined]
+
+
+def texts(args: list) -> list[str]:
+    """A step's arguments as strings, for redis-py with hiredis (which encodes them in C, and
+    a Lua step gets each argument as a string of its own without splitting one)."""
+    return [a if a.__class__ is str else _text(a) for a in args]
 
 
 def _list(value) -> list:
@@ -90,6 +98,9 @@ class Snapshot:
         return out
 
 
+_UNPARSED = object()  # an info remembered, not yet made a WaitingCall
+
+
 def _parse_info(text_: str) -> tuple[dict, WaitingCall | None] | None:
     try:
         info = json.loads(text_)
@@ -97,6 +108,10 @@ def _parse_info(text_: str) -> tuple[dict, WaitingCall | None] | None:
         return None
     if not isinstance(info, dict):
         return None
+    return _parsed(info)
+
+
+def _parsed(info: dict) -> tuple[dict, WaitingCall | None]:
     try:
         return info, call_from_info(info)
     except (KeyError, TypeError, ValueError):
@@ -109,10 +124,11 @@ def call_from_info(info: dict, callback: bool = False) -> WaitingCall:
 
 
 class Ledger:
-    def __init__(self, redis, keys: Keys):
+    def __init__(self, redis, keys: Keys, packed: bool | None = None):
+        """``packed``: send a step's arguments as one string (default: unless redis-py has hiredis)."""
         self.redis = redis
         self.keys = keys
-        self._sha = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in scripts.ALL.items()}
+        self._args = pack if (not HIREDIS_AVAILABLE if packed is None else packed) else texts
         # sid -> (info, WaitingCall) of the calls the router knows: a call's info is written
         # once (only the Lua steps' own marks change later), so it is read and parsed once
         self._infos: dict[str, tuple[dict, WaitingCall | None]] = {}
@@ -129,9 +145,15 @@ class Ledger:
         if self._core != tuple(base + suffix for suffix in scripts.CORE_SUFFIXES) \
                 or k.route_agent_prefix() != base + "agent:":
             raise RuntimeError("ivr.keys routing names and scripts.CORE_SUFFIXES disagree")
+        # the steps for this key base (its CORE keys written into them)
+        self._bodies = scripts.for_base(base)
+        self._sha = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in self._bodies.items()}
+        # replies come as str when the client decodes them (the store's always does)
+        encoder = getattr(redis, "get_encoder", None)
+        self._decoded = bool(encoder and getattr(encoder(), "decode_responses", False))
 
     def core(self) -> list[str]:
-        """The CORE keys a step sends: only KEYS[1]; the scripts derive KEYS[2..14] from it."""
+        """The CORE keys a step sends: only KEYS[1]; KEYS[2..14] are written into the scripts."""
         return [self._core[0]]
 
     def core_keys(self) -> tuple[str, ...]:
@@ -139,12 +161,12 @@ class Ledger:
         return self._core
 
     def load_scripts(self) -> None:
-        for body in scripts.ALL.values():
+        for body in self._bodies.values():
             self.redis.script_load(body)
 
     def one(self, name: str, keys: list[str], args: list):
         """Run one Lua step (one round trip, no pipeline object)."""
-        args = pack(args)
+        args = self._args(args)
         try:
             result = self.redis.evalsha(self._sha[name], len(keys), *keys, *args)
         except NoScriptError:
@@ -155,7 +177,7 @@ class Ledger:
                 raise
             self.load_scripts()
             result = self.redis.evalsha(self._sha[name], len(keys), *keys, *args)
-        return _decode(result)
+        return result if self._decoded else _decode(result)
 
     def run(self, steps: list[tuple[str, list[str], list]]) -> list:
         """Run Lua steps (name, keys, args) in one pipeline; each step is atomic on its own."""
@@ -175,7 +197,7 @@ class Ledger:
         for r in results:
             if isinstance(r, Exception):
                 raise r
-        return [_decode(r) for r in results]
+        return results if self._decoded else [_decode(r) for r in results]
 
     def _pipeline(self, steps) -> list:
         if self.cluster:
@@ -183,13 +205,13 @@ class Ledger:
             out = []
             for name, keys, args in steps:
                 try:
-                    out.append(self.redis.evalsha(self._sha[name], len(keys), *keys, *pack(args)))
+                    out.append(self.redis.evalsha(self._sha[name], len(keys), *keys, *self._args(args)))
                 except (NoScriptError, ResponseError) as exc:
                     out.append(exc)
             return out
         pipe = self.redis.pipeline(transaction=False)
         for name, keys, args in steps:
-            pipe.evalsha(self._sha[name], len(keys), *keys, *pack(args))
+            pipe.evalsha(self._sha[name], len(keys), *keys, *self._args(args))
         return pipe.execute(raise_on_error=False)
 
     def snapshot(self, agent_ids: list[str], day: str, sticky_key: str | None = None, sid: str = "") -> Snapshot:
@@ -214,15 +236,18 @@ class Ledger:
             entry = _parse_info(text_)
             if entry is not None:
                 cache[s] = entry
-        calls, parsed = {}, {}
+        calls, parsed, kept = {}, {}, {}
         for s in sids:
             entry = cache.get(s)
             if entry is not None:
+                if entry[1] is _UNPARSED:
+                    entry = cache[s] = _parsed(entry[0])
+                kept[s] = entry
                 calls[s] = entry[0]
                 if entry[1] is not None:
                     parsed[s] = entry[1]
-        if len(cache) != len(calls):  # calls no longer known are forgotten
-            self._infos = {s: cache[s] for s in calls}
+        if len(cache) != len(kept):  # calls no longer known are forgotten
+            self._infos = kept
         waiting = {s: parsed[s].arrived if s in parsed else 0.0 for s in _list(raw.get("waiting"))}
         return Snapshot(views, calls, waiting, dict(_pairs(raw.get("held"))), set(_list(raw.get("callbacks"))),
                         _list(raw.get("handled")), (raw.get("sticky") or "") if sticky_key else "",
@@ -239,11 +264,13 @@ class Ledger:
         return view
 
     def remember(self, sid: str, info: dict) -> None:
-        """The info a step of this process just stored for ``sid`` (no need to read it back)."""
-        try:
-            self._infos[sid] = (info, call_from_info(info))
-        except (KeyError, TypeError, ValueError):
-            self._infos[sid] = (info, None)
+        """The info a step of this process just stored for ``sid`` (no need to read it back;
+        parsed when a snapshot first needs it: most calls end before any snapshot)."""
+        self._infos[sid] = (info, _UNPARSED)
+
+    def forget(self, sid: str) -> None:
+        """``sid``'s info is gone from Redis (a step deleted it): drop this process's copy."""
+        self._infos.pop(sid, None)
 
     def stats(self) -> dict[str, str]:
         return _decode(self.redis.hgetall(self.keys.route_stats())) or {}

@@ -135,9 +135,10 @@ class Router:
         self.keys, self.clock = keys, clock
         self.ledger = Ledger(redis, keys)
         self.ledger.load_scripts()
-        self._fast: dict[tuple, FastPlan] = {}
-        self._fast_version = ""
+        self._per_version: tuple[str, dict] = ("", {})  # rules version, what is worked out for it (_cache)
         self._last_handle: tuple | None = None
+        self._chan_name, self._agent_prefix = keys.ops_channel(), keys.route_agent_prefix()
+        self._no_sticky = keys.route_sticky("-")  # any {route} key will do when there is no caller
         self.source = RulesSource(rules_path, agents_path, redis, keys, clock, reload_interval_s,
                                   on_change=self._roster_changed)
 
@@ -152,7 +153,9 @@ class Router:
         self = cls.__new__(cls)
         self.keys, self.clock, self.ledger = keys, clock, Ledger(redis, keys)
         self.source = _Fixed(rules)
-        self._fast, self._fast_version, self._last_handle = {}, "", None
+        self._per_version, self._last_handle = ("", {}), None
+        self._chan_name, self._agent_prefix = keys.ops_channel(), keys.route_agent_prefix()
+        self._no_sticky = keys.route_sticky("-")  # any {route} key will do when there is no caller
         return self
 
     @property
@@ -176,8 +179,9 @@ class Router:
                 "arrived": arrived, "wrap": rules.rules.queues[cat.queue].wrap_up_s, "vip": vip,
                 "caller_hash": chash, "hotline": call.hotline, "language": call.language,
                 # how long the end of this call is remembered for sticky routing (0 = not)
-                "sticky_s": sticky_window_s(rules) if chash else 0}
-        kind, agent = self._route_step(rules, now, info, sticky_key)
+                "sticky_s": sticky_window_s(rules) if chash else 0,
+                "sticky": ""}  # last: the ROUTE step fills in the sticky agent it finds
+        kind, agent = self._route_step(rules, now, info, json.dumps(info), sticky_key)
         if kind == "agent":
             return self._agent_decision(rules, agent, info)
         if kind == "gone":
@@ -260,6 +264,8 @@ class Router:
         """The caller is gone: release the reservation or queue entry in one atomic step."""
         rules, now = self.rules, self.clock()
         result, waiting = self._release(rules, sid, now, "hangup")
+        if result != "callback_kept":  # the step deleted the call's info
+            self.ledger.forget(sid)
         if result == "released" and waiting:
             self.tick()  # the freed agent takes the best waiting call now, not at the next poll
 
@@ -401,7 +407,16 @@ class Router:
 
     # --- internals -------------------------------------------------------------------------
     def _chan(self) -> str:
-        return self.keys.ops_channel()
+        return self._chan_name
+
+    def _cache(self, rules: Rules) -> dict:
+        """What is worked out once per rules version (a fresh one when another is in force;
+        read as one pair, so a thread never gets another version's dict)."""
+        version, cache = self._per_version
+        if version != rules.version:
+            cache = {}
+            self._per_version = (rules.version, cache)
+        return cache
 
     def _day(self, rules: Rules, now: float) -> str:
         return hours.day_of(now, rules.rules.timezone)
@@ -425,8 +440,9 @@ class Router:
             snap = self.ledger.snapshot(ids, day, sticky_key, sid)
         return snap
 
-    def _route_step(self, rules: Rules, now: float, info: dict, sticky_key: str | None) -> tuple[str, str]:
-        """The ROUTE step for a new call: ('agent', id) | ('queued'|'waiting'|'gone'|'slow', '')."""
+    def _route_step(self, rules: Rules, now: float, info: dict, text: str, sticky_key: str | None) -> tuple[str, str]:
+        """The ROUTE step for a new call (``text``: its info as JSON):
+        ('agent', id) | ('queued'|'waiting'|'gone'|'slow', '')."""
         fast = self._fast_plan(rules, info["category"], info["queue"], now - info["arrived"])
         strategy = fast.strategy
         idle = IDLE_INDEX[rules.rules.idle_since]
@@ -438,8 +454,8 @@ class Router:
             how = "order"
         else:
             how = ("calls:" if strategy == "fewest_calls" else "talk:") + self._day(rules, now)
-        keys = self.ledger.core() + [sticky_key or self.keys.route_sticky("-"), fast.key]
-        args = [now, self._chan(), info["sid"], json.dumps(info), info["arrived"],
+        keys = self.ledger.core() + [sticky_key or self._no_sticky, fast.key]
+        args = [now, self._chan(), info["sid"], text, info["arrived"],
                 now + rules.rules.agents.reservation_timeout_s, self._cutoff(rules, now), info["queue"],
                 how, idle, sticky_window_s(rules) if sticky_key else 0]
         result = self.ledger.one("route", keys, args)
@@ -450,17 +466,16 @@ class Router:
             self._roster_changed(rules)
             result = self.ledger.one("route", keys, args)
         if len(result) > 2:  # the step stored the info (and the sticky agent it found)
-            self.ledger.remember(info["sid"], {**info, "sticky": result[2]})
+            self.ledger.remember(info["sid"], {**info, "sticky": result[2]} if result[2] else info)
         return result[0], result[1]
 
     def _able(self, rules: Rules, queue: str) -> list:
         """Roster agents who can serve ``queue`` at its most relaxed step (cached per rules version)."""
-        if self._fast_version != rules.version:
-            self._fast, self._fast_version = {}, rules.version
-        able = self._fast.get(("able", queue))
+        cache = self._cache(rules)
+        able = cache.get(("able", queue))
         if able is None:
             need = selection.relaxed(rules, "", queue, float("inf"))
-            able = self._fast[("able", queue)] = [a for a in rules.roster.agents if selection.can_serve(a.skills, need)]
+            able = cache[("able", queue)] = [a for a in rules.roster.agents if selection.can_serve(a.skills, need)]
         return able
 
     def _fast_plan(self, rules: Rules, category: str, queue: str, wait_s: float) -> FastPlan:
@@ -468,17 +483,16 @@ class Router:
 
         Skill minimums relax and overflow widens at fixed waits (the thresholds); between
         two thresholds the answer is the same, so it is worked out once per stage."""
-        if self._fast_version != rules.version:
-            self._fast, self._fast_version = {}, rules.version
-        base = self._fast.get((category, None))
+        cache = self._cache(rules)
+        base = cache.get((category, None))
         if base is None:
             at = {t for _, t in rules.chain(queue) if t > 0}
             at |= {step.after_s for q, _ in rules.chain(queue) for step in rules.rules.queues[q].relax}
             base = FastPlan("", (), "", tuple(sorted(at)))
-            self._fast[(category, None)] = base
+            cache[(category, None)] = base
         wait_s = max(0.0, wait_s)
         stage = bisect.bisect_right(base.thresholds, wait_s)
-        plan = self._fast.get((category, stage))
+        plan = cache.get((category, stage))
         if plan is None:
             now = self.clock()
             probe = selection.WaitingCall("", category, queue, 0, now - wait_s)
@@ -487,7 +501,7 @@ class Router:
             strategy = rules.rules.queues[selection.current_queue(rules, probe, now)].strategy
             plan = FastPlan(self.keys.route_eligible(rules.version, category, stage), agents, strategy,
                             base.thresholds)
-            self._fast[(category, stage)] = plan
+            cache[(category, stage)] = plan
         return plan
 
     def _write_eligible(self, fast: FastPlan) -> None:
@@ -573,8 +587,12 @@ class Router:
         return None
 
     def _agent_decision(self, rules: Rules, agent_id: str, info: dict | None) -> Decision:
-        agent = rules.agent(agent_id)
-        ref = AgentRef(agent_id, agent.name if agent else agent_id, agent.address if agent else "")
+        cache = self._cache(rules)
+        ref = cache.get(("ref", agent_id))
+        if ref is None:
+            agent = rules.agent(agent_id)
+            ref = cache[("ref", agent_id)] = AgentRef(agent_id, agent.name if agent else agent_id,
+                                                      agent.address if agent else "")
         return Decision("agent", (info or {}).get("queue"), agent=ref)
 
     def _closed(self, rules: Rules, queue: str, now: float, language: str | None) -> Decision | None:
@@ -585,7 +603,7 @@ class Router:
         return Decision("closed", queue, message=localized(s.closed_message, language), fallback_number=s.closed_number)
 
     def _release(self, rules: Rules, sid: str, now: float, mode: str) -> tuple[str, int]:
-        args = [now, self._chan(), sid, self.keys.route_agent_prefix(), self._day(rules, now), mode, now - TOMBSTONE_S]
+        args = [now, self._chan(), sid, self._agent_prefix, self._day(rules, now), mode, now - TOMBSTONE_S]
         return self.ledger.run([("release", self.ledger.core(), args)])[0]
 
     def _roster_changed(self, rules: Rules) -> None:

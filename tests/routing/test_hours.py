@@ -57,3 +57,18 @@ def test_after_hours_number_is_given_when_configured(build, mk, clock):
 def test_today_counters_use_the_rules_time_zone():
     # 2026-03-02 23:30 UTC is already 2026-03-03 in Seoul
     assert hours.day_of(at("2026-03-02T23:30", "UTC"), "Asia/Seoul") == "2026-03-03"
+
+
+def test_day_of_is_the_local_day_at_every_second_around_midnights_and_clock_changes():
+    """day_of remembers the day for the minute asked about: never the wrong day for any zone."""
+    moments = [("Asia/Seoul", "2026-03-03T00:00"), ("Asia/Kathmandu", "2026-03-03T00:00"),
+               ("Europe/Berlin", "2026-03-29T02:00"), ("Europe/Berlin", "2026-10-25T03:00"),
+               ("Australia/Lord_Howe", "2026-04-05T02:00"), ("America/Santiago", "2026-04-05T00:00"),
+               ("America/Sao_Paulo", "2018-11-04T00:00"),  # the clocks went forward at midnight
+               ("Africa/Monrovia", "1960-01-01T00:00")]  # an offset of -0:44:30 then
+    for name, text in moments:
+        zone = ZoneInfo(name)
+        centre = datetime.fromisoformat(text).replace(tzinfo=zone).timestamp()
+        for step in range(-7300, 7300, 7):
+            t = centre + step + 0.25
+            assert hours.day_of(t, name) == datetime.fromtimestamp(t, zone).date().isoformat(), (name, t)
