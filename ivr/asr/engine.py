@@ -78,6 +78,7 @@ log = logging.getLogger(__name__)
 
 PARTIAL_EVERY_S = 0.1  # at most this often (audio time), and only after new audio was decoded
 POOL_MAX_IDLE = 16     # idle recognizers kept per model (each ~35 MB once warm)
+POOL_WAIT_S = 0.25     # a new call waits this long for a recognizer in its final pass (RecognizerPool)
 
 
 @dataclass
@@ -141,30 +142,54 @@ class PooledRecognizer:
 
 
 class RecognizerPool:
-    """Idle recognizers of one model, handed to one call at a time, warmest first."""
+    """Idle recognizers of one model, handed to one call at a time, warmest first.
 
-    def __init__(self, model, sample_rate: int, max_idle: int = POOL_MAX_IDLE):
-        self.model, self.sample_rate, self.max_idle = model, sample_rate, max_idle
+    A recognizer whose call was decided early is still running its final pass (tens of
+    ms, more on a busy machine) when the next call may already want one. Rather than make
+    a new, cold one then (2-3x the CPU over its first calls, and tens of MB more for as long
+    as the process lives), a call waits up to ``wait_s`` for it: the stream's first frames
+    (the caller has only just heard the greeting) wait in the socket meanwhile."""
+
+    def __init__(self, model, sample_rate: int, max_idle: int = POOL_MAX_IDLE, wait_s: float = POOL_WAIT_S):
+        self.model, self.sample_rate, self.max_idle, self.wait_s = model, sample_rate, max_idle, wait_s
         self._idle: list[PooledRecognizer] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self.created = 0
+        self.finishing = 0  # recognizers in their final pass, back in the pool soon
 
     def acquire(self) -> PooledRecognizer:
         with self._lock:
+            if not self._idle and self.finishing:
+                self._lock.wait_for(lambda: self._idle or not self.finishing, timeout=self.wait_s)
             if self._idle:
                 return self._idle.pop()
             self.created += 1
         return PooledRecognizer(self.model, self.sample_rate)
 
-    def release(self, pooled: PooledRecognizer, samples: int) -> None:
-        """Take back a recognizer whose ``FinalResult`` has been read; ``samples`` it consumed in that call."""
+    def finishing_started(self) -> None:
+        """A recognizer's call is decided; its final pass (then :meth:`release`) follows."""
+        with self._lock:
+            self.finishing += 1
+
+    def finishing_failed(self) -> None:
+        """An announced final pass failed: its recognizer is not coming back."""
+        with self._lock:
+            self.finishing = max(0, self.finishing - 1)
+            self._lock.notify_all()
+
+    def release(self, pooled: PooledRecognizer, samples: int, finishing: bool = False) -> None:
+        """Take back a recognizer whose ``FinalResult`` has been read; ``samples`` it consumed in that call.
+
+        ``finishing``: it was announced by :meth:`finishing_started`."""
         pooled.samples_before += samples
         pooled.calls += 1
         with self._lock:
+            if finishing:
+                self.finishing = max(0, self.finishing - 1)
             if len(self._idle) < self.max_idle:
                 self._idle.append(pooled)
-                return
-        del pooled  # over the limit: freed now
+            self._lock.notify()
+        # over the limit: freed when the last reference goes
 
     @property
     def idle(self) -> int:
@@ -274,6 +299,7 @@ class Listener:
         text = " ".join(t for t in [*self._segments, self._partial] if t).strip()
         self.utterance = self._utterance("speech", text, trigger_wall)
         self._final_pending = True
+        self._pool.finishing_started()
 
     def _settle(self, text: str) -> None:
         try:
@@ -291,10 +317,15 @@ class Listener:
             if self.utterance is None:
                 self._close(reason if reason in OUTCOMES else "stream_end", time.perf_counter())
             elif self._final_pending:
-                self._final_pending = False
                 early = self.utterance
                 started = time.perf_counter()
-                self._finalize("speech")
+                try:
+                    self._finalize("speech")
+                except Exception:  # that recognizer is not coming back: nobody waits for it
+                    self._pool.finishing_failed()
+                    raise
+                finally:
+                    self._final_pending = False
                 final = self._utterance("speech", " ".join(self._segments) or early.text, started)
                 self.utterance = dataclasses.replace(
                     final, decode_latency_ms=early.decode_latency_ms, finalize_ms=early.finalize_ms,
@@ -340,7 +371,8 @@ class Listener:
                     rec.AcceptWaveform(pad.tobytes())
                 self._take_segment(json.loads(rec.FinalResult()))
             del rec
-            self._pool.release(self._pooled, self._decoded + self._padded)  # ready for the next call, its graph cache warm
+            # ready for the next call, its graph cache warm
+            self._pool.release(self._pooled, self._decoded + self._padded, finishing=self._final_pending)
 
     def _utterance(self, outcome: str, text: str, trigger_wall: float) -> Utterance:
         done = time.perf_counter()

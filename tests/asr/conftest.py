@@ -32,6 +32,14 @@ def play(listener, audio: bytes, frame: int = 160):
     return listener.finish("stream_end"), events
 
 
+def play_until_finished(listener, audio: bytes, frame: int = 160) -> None:
+    """Stream audio into a listener (20 ms frames) until it has decided, without finishing it."""
+    for start in range(0, len(audio), frame):
+        listener.feed_mulaw(audio[start:start + frame])
+        if listener.finished:
+            return
+
+
 def phrase_seconds(name: str) -> float:
     return len(mulaw(name)) / 8000 - LEAD_S - TRAIL_S
 
@@ -42,6 +50,7 @@ class _Speech:
     KO, LEAD_S, TRAIL_S, CATEGORY_FILES, SPEECH = KO, LEAD_S, TRAIL_S, CATEGORY_FILES, SPEECH
     mulaw = staticmethod(mulaw)
     play = staticmethod(play)
+    play_until_finished = staticmethod(play_until_finished)
     phrase_seconds = staticmethod(phrase_seconds)
 
 

@@ -173,10 +173,7 @@ def test_a_settled_utterance_is_decided_before_the_final_pass_which_runs_in_fini
     utterance is the words heard so far; finish() then runs the pass and gives its words."""
     lis = engine.listener(KO, settles=lambda text: bool(text.strip()))
     audio = sp.mulaw("ko_kw_game")
-    for start in range(0, len(audio), 160):
-        lis.feed_mulaw(audio[start:start + 160])
-        if lis.finished:
-            break
+    sp.play_until_finished(lis, audio)
     early = lis.utterance
     assert lis.finished and lis.final_pending
     assert early.outcome == "speech" and early.settled and early.text.strip(), early
@@ -192,6 +189,29 @@ def test_a_settled_utterance_is_decided_before_the_final_pass_which_runs_in_fini
     assert lis.finish() is final  # idempotent
     # the recognizer went back to the pool after its final pass, ready for the next call
     assert engine.pools[KO].idle == min(idle + 1, engine.pools[KO].max_idle)
+
+
+def test_a_new_call_waits_for_a_recognizer_in_its_final_pass_rather_than_make_a_cold_one(engine, sp):
+    import threading
+
+    from ivr.asr.engine import Listener, RecognizerPool
+
+    loaded = engine.models[KO]
+    pool = RecognizerPool(loaded.model, loaded.sample_rate, wait_s=30.0)  # returns as soon as it is back
+    first = Listener(pool, KO, engine.rules, settles=lambda text: bool(text.strip()))
+    sp.play_until_finished(first, sp.mulaw("ko_kw_fee"))
+    assert first.final_pending and pool.finishing == 1 and pool.idle == 0
+    finisher = threading.Timer(0.05, first.finish)
+    finisher.start()
+    second = pool.acquire()  # the first call's recognizer, once its final pass is done
+    finisher.join()
+    assert second is first._pooled and pool.created == 1 and pool.finishing == 0
+    assert first.utterance.words  # the pass ran to the end before the recognizer moved on
+    # nobody in a final pass: a new one at once; one that never comes back is not waited for
+    impatient = RecognizerPool(loaded.model, loaded.sample_rate, wait_s=0.01)
+    impatient.finishing_started()
+    impatient.finishing_failed()
+    assert impatient.acquire() is not None and impatient.created == 1 and impatient.finishing == 0
 
 
 def test_words_that_do_not_settle_keep_the_full_guard(engine, sp):
