@@ -92,8 +92,8 @@ AGENT_STATES = ("available", "reserved", "on_call", "wrap_up", "paused", "offlin
 def _recognizers(services):
     """This worker's pooled speech recognizers: a count made that keeps rising after warm-up
     means calls keep finding none free (each new one is cold, and stays in memory)."""
-    speech = getattr(services, "speech", None)
-    if speech is None:
+    speech = services.speech
+    if speech is None:  # a process that does not listen (CLI tools)
         return
     family = GaugeMetricFamily("ivr_speech_recognizers", "This worker's speech recognizers: made so far, idle in "
                                "the pool, finishing their final pass", labels=["model", "kind"])
