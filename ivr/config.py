@@ -102,6 +102,9 @@ class AsrConfig(Section):
     endpointing: Endpointing = Endpointing()
     # Cap on simultaneous decoders per worker process; 0 = none (see ivr/asr/engine.py).
     max_concurrent_decoders: int = Field(0, ge=0, description="0 = no limit; N caps simultaneous decoders")
+    # A recognizer's graph cache grows with the calls it decodes (to 150-200 MB); it is replaced
+    # by a fresh one after about this many calls, which bounds a worker's memory. 0 = never.
+    recognizer_max_calls: int = Field(250, ge=0, description="calls before a recognizer is replaced; 0 = never")
 
 
 class Thresholds(Section):

@@ -21,10 +21,17 @@ What vosk-api's source and issues say, and how this module follows it:
   #481 below were vosk 0.3.3–0.3.17, which kept the finished feature pipeline.) The pool
   only takes back a recognizer whose ``FinalResult`` was read in the running state (see
   ``Listener._close``). Its word times then count from the recognizer's first sample,
-  which the pool remembers and subtracts. The cache is bounded by OpenFst's
-  garbage collection: one recognizer's memory grew by 32 MB over its first 110 utterances
-  and by 1.5 MB over the next 550, so the pool (at most :data:`POOL_MAX_IDLE` idle
-  recognizers per model) keeps memory flat.
+  which the pool remembers and subtracts.
+- That warmth is memory, and it is each recognizer's own: on the Korean model one
+  recognizer held 30 MB when made, about 130 MB after 20 calls, 165 MB after 100, 180 MB
+  after 200 and 190 MB after 460 (fixture calls; still growing by about 2 MB per 100
+  calls). Deleting it gives all of it back, but only with ``malloc_trim``: glibc kept 80 %
+  of it for the process otherwise. So a worker's memory is the pool's size (the most
+  calls it held at once, plus those in their final pass) times that, and creeps up with
+  calls for hundreds of calls. The pool therefore retires a recognizer after
+  ``asr.recognizer_max_calls`` calls (250, plus up to a quarter more so a pool made at
+  once does not go cold at once), frees it and trims the heap; a fresh one takes its
+  place. That bounds the memory for good, at the price of one cold start per 250 calls.
 - Kaldi's fatal errors abort the whole process instead of raising. #481 is a live Twilio
   stream killed that way (``AcceptWaveform`` after the input was finished, also #52).
   A listener therefore never touches its recognizer after ``FinalResult`` (only the next
@@ -59,9 +66,11 @@ What vosk-api's source and issues say, and how this module follows it:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import json
 import logging
+import random
 import threading
 import time
 from collections import deque
@@ -77,8 +86,9 @@ from ivr.asr.models import ModelError, Store, resolve
 log = logging.getLogger(__name__)
 
 PARTIAL_EVERY_S = 0.1  # at most this often (audio time), and only after new audio was decoded
-POOL_MAX_IDLE = 16     # idle recognizers kept per model (each ~35 MB once warm)
+POOL_MAX_IDLE = 16     # idle recognizers kept per model (each 150-200 MB once warm)
 POOL_WAIT_S = 0.25     # a new call waits this long for a recognizer in its final pass (RecognizerPool)
+RECOGNIZER_MAX_CALLS = 250  # a recognizer is replaced after about this many calls (asr.recognizer_max_calls)
 
 
 @dataclass
@@ -127,7 +137,7 @@ def _words(result: dict, offset_s: float = 0.0) -> list[Word]:
 class PooledRecognizer:
     """A recognizer and the audio it has consumed in earlier calls (its word times count from there)."""
 
-    def __init__(self, model, sample_rate: int):
+    def __init__(self, model, sample_rate: int, max_calls: int = 0):
         import vosk
 
         self.rec = vosk.KaldiRecognizer(model, float(sample_rate))
@@ -135,6 +145,9 @@ class PooledRecognizer:
         self.sample_rate = sample_rate
         self.samples_before = 0  # samples fed in earlier calls
         self.calls = 0
+        # retired after this many calls (0 = never); each its own, so a pool made at once
+        # is not all cold again at once
+        self.max_calls = max_calls + random.randrange(max_calls // 4 + 1) if max_calls else 0
 
     @property
     def offset_s(self) -> float:
@@ -150,21 +163,38 @@ class RecognizerPool:
     as the process lives), a call waits up to ``wait_s`` for it: the stream's first frames
     (the caller has only just heard the greeting) wait in the socket meanwhile."""
 
-    def __init__(self, model, sample_rate: int, max_idle: int = POOL_MAX_IDLE, wait_s: float = POOL_WAIT_S):
+    def __init__(self, model, sample_rate: int, max_idle: int = POOL_MAX_IDLE, wait_s: float = POOL_WAIT_S,
+                 max_calls: int = RECOGNIZER_MAX_CALLS):
         self.model, self.sample_rate, self.max_idle, self.wait_s = model, sample_rate, max_idle, wait_s
+        self.max_calls = max_calls
         self._idle: list[PooledRecognizer] = []
         self._lock = threading.Condition()
         self.created = 0
+        self.retired = 0  # let go: after max_calls, or beyond max_idle
         self.finishing = 0  # recognizers in their final pass, back in the pool soon
+        self.in_use = 0  # handed to calls and not back yet (finishing ones included)
 
     def acquire(self) -> PooledRecognizer:
         with self._lock:
+            waited = 0.0
             if not self._idle and self.finishing:
+                started = time.perf_counter()
                 self._lock.wait_for(lambda: self._idle or not self.finishing, timeout=self.wait_s)
+                waited = time.perf_counter() - started
+            self.in_use += 1
             if self._idle:
                 return self._idle.pop()
             self.created += 1
-        return PooledRecognizer(self.model, self.sample_rate)
+            made, in_use, finishing = self.created, self.in_use, self.finishing
+        if made > 1:  # the pool grows: each new recognizer is cold and stays in memory
+            log.info("speech recognizer made", extra={"made": made, "in_use": in_use, "finishing": finishing,
+                                                      "waited_ms": round(waited * 1000, 1)})
+        return PooledRecognizer(self.model, self.sample_rate, self.max_calls)
+
+    @property
+    def alive(self) -> int:
+        """Recognizers this pool made and has not let go (idle, in a call, or in a final pass)."""
+        return self.created - self.retired
 
     def finishing_started(self) -> None:
         """A recognizer's call is decided; its final pass (then :meth:`release`) follows."""
@@ -175,6 +205,7 @@ class RecognizerPool:
         """An announced final pass failed: its recognizer is not coming back."""
         with self._lock:
             self.finishing = max(0, self.finishing - 1)
+            self.in_use = max(0, self.in_use - 1)
             self._lock.notify_all()
 
     def release(self, pooled: PooledRecognizer, samples: int, finishing: bool = False) -> None:
@@ -183,13 +214,20 @@ class RecognizerPool:
         ``finishing``: it was announced by :meth:`finishing_started`."""
         pooled.samples_before += samples
         pooled.calls += 1
+        worn = bool(pooled.max_calls) and pooled.calls >= pooled.max_calls
         with self._lock:
             if finishing:
                 self.finishing = max(0, self.finishing - 1)
-            if len(self._idle) < self.max_idle:
+            self.in_use = max(0, self.in_use - 1)
+            keep = not worn and len(self._idle) < self.max_idle
+            if keep:
                 self._idle.append(pooled)
+            else:
+                self.retired += 1
+            # a retired one wakes a waiter too: with one fewer finishing it makes its own
             self._lock.notify()
-        # over the limit: freed when the last reference goes
+        if not keep:
+            _let_go(pooled)
 
     @property
     def idle(self) -> int:
@@ -197,7 +235,32 @@ class RecognizerPool:
 
     def clear(self) -> None:
         with self._lock:
-            self._idle.clear()
+            idle, self._idle = self._idle, []
+            self.retired += len(idle)
+        for pooled in idle:
+            _let_go(pooled)
+
+
+def _let_go(pooled: PooledRecognizer) -> None:
+    """Free a recognizer's decoder and graph cache now (its listener may outlive it), and
+    hand the memory back to the system: glibc keeps freed memory for the process otherwise,
+    and a worker's resident size would stay at its peak."""
+    pooled.rec = None
+    _trim_heap()
+
+
+def _trim_heap() -> None:
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL(None).malloc_trim  # glibc only
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
 
 
 class Listener:
@@ -418,13 +481,14 @@ class SpeechEngine:
     """The speech models of one worker process, loaded once and shared by all calls."""
 
     def __init__(self, models: dict[str, LoadedModel], endpointing=None, max_decoders: int = 0,
-                 problems: dict[str, str] | None = None):
+                 problems: dict[str, str] | None = None, recognizer_max_calls: int = RECOGNIZER_MAX_CALLS):
         self.models = models
         self.problems = problems or {}
         self.rules = _rules(endpointing) if endpointing is not None else EndpointRules()
         self.max_decoders = max_decoders  # 0: no limit (see the module docstring)
         self._decoders = threading.BoundedSemaphore(max_decoders) if max_decoders else None
-        self.pools = {name: RecognizerPool(m.model, m.sample_rate) for name, m in models.items()}
+        self.pools = {name: RecognizerPool(m.model, m.sample_rate, max_calls=recognizer_max_calls)
+                      for name, m in models.items()}
 
     def ready(self, model_name: str) -> bool:
         return model_name in self.models
@@ -477,4 +541,5 @@ def load_speech(config, only: list[str] | None = None) -> SpeechEngine:
             log.warning("speech model not available", extra={"model": name, "reason": str(exc)})
     if not models:
         raise ModelError("no speech model could be loaded: " + "; ".join(problems.values()))
-    return SpeechEngine(models, config.asr.endpointing, config.asr.max_concurrent_decoders, problems)
+    return SpeechEngine(models, config.asr.endpointing, config.asr.max_concurrent_decoders, problems,
+                        config.asr.recognizer_max_calls)

@@ -90,15 +90,17 @@ AGENT_STATES = ("available", "reserved", "on_call", "wrap_up", "paused", "offlin
 
 
 def _recognizers(services):
-    """This worker's pooled speech recognizers: a count made that keeps rising after warm-up
-    means calls keep finding none free (each new one is cold, and stays in memory)."""
+    """This worker's pooled speech recognizers. Made minus retired is how many are alive (each
+    holds 150-200 MB once warm); worn-out ones are replaced, so made keeps rising slowly, but
+    alive rising after warm-up means calls keep finding none free."""
     speech = services.speech
     if speech is None:  # a process that does not listen (CLI tools)
         return
-    family = GaugeMetricFamily("ivr_speech_recognizers", "This worker's speech recognizers: made so far, idle in "
-                               "the pool, finishing their final pass", labels=["model", "kind"])
+    family = GaugeMetricFamily("ivr_speech_recognizers", "This worker's speech recognizers: made so far, retired "
+                               "so far (worn out or beyond the idle limit), idle in the pool, finishing their final pass", labels=["model", "kind"])
     for name, pool in speech.pools.items():
-        for kind, n in (("made", pool.created), ("idle", pool.idle), ("finishing", pool.finishing)):
+        for kind, n in (("made", pool.created), ("retired", pool.retired), ("idle", pool.idle),
+                        ("finishing", pool.finishing)):
             family.add_metric([name, kind], float(n))
     yield family
 

@@ -333,6 +333,32 @@ def test_recognizers_in_use_at_once_each_come_back_to_the_pool(engine, sp):
     assert fresh.pools == {} or all(p.idle == 0 for p in fresh.pools.values())
 
 
+def test_a_worn_recognizer_is_let_go_after_its_calls_and_a_fresh_one_takes_over(engine, sp):
+    """A recognizer's graph cache grows with the calls it decodes; after ``max_calls`` (plus
+    up to a quarter, so a pool made at once does not go cold at once) it is replaced."""
+    from ivr.asr.engine import Listener, RecognizerPool
+
+    loaded = engine.models[KO]
+    pool = RecognizerPool(loaded.model, loaded.sample_rate, max_calls=2)
+    audio = sp.mulaw("ko_payment_truncated")
+    first = Listener(pool, KO, engine.rules)
+    worn = first._pooled
+    assert worn.max_calls in (2, 3)
+    sp.play(first, audio)
+    assert pool.idle == 1 and pool.retired == 0 and pool.in_use == 0
+    for _ in range(worn.max_calls - 1):
+        lis = Listener(pool, KO, engine.rules)
+        assert lis._pooled is worn  # reused until worn out
+        assert sp.play(lis, audio)[0].text
+    assert pool.retired == 1 and pool.idle == 0 and pool.alive == 0
+    assert worn.rec is None  # freed now, not when its last listener goes
+    fresh = Listener(pool, KO, engine.rules)
+    assert fresh._pooled is not worn and pool.created == 2 and pool.alive == 1
+    assert sp.play(fresh, audio)[0].text  # the new one decodes as the old one did
+    never = RecognizerPool(loaded.model, loaded.sample_rate, max_calls=0)
+    assert never.acquire().max_calls == 0  # 0: kept for good
+
+
 def test_a_call_closed_right_after_kaldi_ends_a_segment_leaves_a_clean_recognizer(engine, sp):
     """Closing right after a Kaldi endpoint (the 10 ms silence path) leaves a recognizer the next call can use."""
     from ivr.asr.endpoint import EndpointRules
