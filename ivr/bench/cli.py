@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import bisect
 import sys
 import tempfile
 import time
@@ -201,6 +200,11 @@ def _calls(args, target, desk, guard, concurrency, result, sampler) -> list:
         warm.waves(warmup, min(warmup, concurrency))
         result["warmup"] = {"calls": warmup, "errors": sum(len(r.errors) for r in warm.results)}
     progress = {"done": 0, "marks": []}
+    watch = None
+    if args.soak and sampler is not None:
+        from ivr.bench.sampler import RecognizerWatch
+
+        watch = RecognizerWatch(target.url, every_s=2.0, started=sampler.started).start()
     started = time.perf_counter()
 
     def on_call(r) -> None:
@@ -235,6 +239,7 @@ def _calls(args, target, desk, guard, concurrency, result, sampler) -> list:
         result["agent_desk_errors"] = desk.errors[:10]
     if args.soak:
         result["soak_marks"] = progress["marks"]
+        result["soak_recognizers"] = watch.stop() if watch is not None else []
     return rep.calls_rows(result["calls_report"])
 
 
@@ -242,31 +247,30 @@ def _soak_rows(result: dict) -> list:
     """Worker memory against calls completed, after the first tenth (warm-up)."""
     if result.get("mode") != "soak" or not result.get("processes"):
         return []
-    from ivr.bench.stats import slope
+    from ivr.bench.report import soak_memory
 
-    marks = result.get("soak_marks") or []
-    times = [t for t, _ in marks]
     rows, soak = [], []
-    total = marks[-1][1] if marks else 0
-    for proc in result["processes"]["processes"]:
-        if proc["role"] != "worker":
-            continue
-        points = []
-        for t, rss in proc["rss_series"]:
-            done = marks[bisect.bisect_right(times, t) - 1][1] if times and t >= times[0] else 0
-            if done >= total / 10:
-                points.append((done / 1000, rss))
-        per_1000 = slope(points)
-        # flat memory is a question about the steady state: the slope over the later half
-        late = slope([p for p in points if p[0] >= total / 2000])
-        first = points[0][1] if points else None
-        last = points[-1][1] if points else None
-        soak.append({"pid": proc["pid"], "rss_after_warmup_mb": first, "rss_end_mb": last,
-                     "slope_mb_per_1000_calls": round(per_1000, 2) if per_1000 is not None else None,
-                     "second_half_slope_mb_per_1000_calls": round(late, 2) if late is not None else None})
+    workers = [p for p in result["processes"]["processes"] if p["role"] == "worker"]
+    for proc in workers:
+        # the recognizer counts come from whichever worker answered /metrics: one worker's own
+        made = result.get("soak_recognizers") if len(workers) == 1 else None
+        m = {"pid": proc["pid"], **soak_memory(result.get("soak_marks") or [], proc["rss_series"], made)}
+        soak.append(m)
         rows.append((f"worker {proc['pid']} RSS after warm-up -> end, slope",
-                     f"{first} -> {last} MB, {per_1000 and round(per_1000, 2)} MB per 1000 calls"))
-        rows.append(("  slope over the second half of the calls", f"{late and round(late, 2)} MB per 1000 calls"))
+                     f"{m['rss_after_warmup_mb']} -> {m['rss_end_mb']} MB, {m['slope_mb_per_1000_calls']} MB per "
+                     f"1000 calls"))
+        rows.append(("  slope over the second half of the calls", f"{m['second_half_slope_mb_per_1000_calls']} MB "
+                     "per 1000 calls"))
+        rows.append(("  RSS per fifth of the calls after warm-up: mean / max MB",
+                     ", ".join(f"{a} / {b}" for a, b in zip(m["fifths_mean_mb"], m["fifths_max_mb"]))))
+        if "recognizers_end" in m:
+            grew = m["pool_last_grew_at_call"]
+            rows.append(("  speech recognizers alive: after warm-up -> end (max)",
+                         f"{m['recognizers_after_warmup']} -> {m['recognizers_end']} ({m['recognizers_max']}; "
+                         + (f"reached at call {grew})" if grew is not None else "no growth after warm-up)")))
+            rows.append(("  slope after the pool last grew",
+                         f"{m['slope_after_pool_grew_mb_per_1000_calls']} MB per 1000 calls over "
+                         f"{m['calls_after_pool_grew']} calls"))
     result["soak"] = soak
     return rows
 

@@ -87,3 +87,52 @@ def write_json(result: dict, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
     return path
+
+
+def soak_memory(marks: list, rss_series: list, alive_series: list | None = None) -> dict:
+    """One worker's memory against calls completed in a soak.
+
+    ``marks``: (time, calls done); ``rss_series``: (time, MB); ``alive_series``: (time,
+    speech recognizers alive). The first tenth of the calls is warm-up. Each recognizer
+    holds its own graph cache, so besides the slope over the second half the slope is also
+    given over the calls after the pool last grew: memory that still grows there grows
+    with calls, not with how many callers were in at once."""
+    from bisect import bisect_right
+
+    from ivr.bench.stats import slope
+
+    times = [t for t, _ in marks]
+    total = marks[-1][1] if marks else 0
+
+    def done_at(t: float) -> int:
+        return marks[bisect_right(times, t) - 1][1] if times and t >= times[0] else 0
+
+    points = [(done_at(t) / 1000, rss) for t, rss in rss_series if done_at(t) >= total / 10]
+    out = {"rss_after_warmup_mb": points[0][1] if points else None,
+           "rss_end_mb": points[-1][1] if points else None}
+    for name, pts in (("slope", points), ("second_half_slope", [p for p in points if p[0] >= total / 2000])):
+        value = slope(pts)
+        out[f"{name}_mb_per_1000_calls"] = round(value, 2) if value is not None else None
+    # Worn recognizers are replaced (freed, heap trimmed), so memory saws up and down; a line
+    # through a saw depends on where the run stops. The mean and peak of each fifth of the
+    # calls after warm-up show whether the saw itself climbs.
+    fifths: list[list[float]] = [[] for _ in range(5)]
+    span = max(total - total / 10, 1)
+    for x, rss in points:
+        fifths[min(4, int((x * 1000 - total / 10) / span * 5))].append(rss)
+    out["fifths_mean_mb"] = [round(sum(f) / len(f), 1) if f else None for f in fifths]
+    out["fifths_max_mb"] = [max(f) if f else None for f in fifths]
+    alive = alive_series or []
+    if alive:
+        warm = [n for t, n in alive if done_at(t) <= total / 10] or [alive[0][1]]
+        peak = max(warm[-1], *(n for _, n in alive))
+        # the pool last grew: the first time it reached its peak after warm-up
+        grew = next((t for t, n in alive if n == peak and done_at(t) > total / 10), None) if peak > warm[-1] else None
+        since = done_at(grew) if grew is not None else 0
+        steady = [p for p in points if p[0] * 1000 >= since]
+        value = slope(steady) if len(steady) >= 5 and total - since >= total / 5 else None
+        out.update({"recognizers_after_warmup": warm[-1], "recognizers_end": alive[-1][1], "recognizers_max": peak,
+                    "pool_last_grew_at_call": since if grew is not None else None,
+                    "slope_after_pool_grew_mb_per_1000_calls": round(value, 2) if value is not None else None,
+                    "calls_after_pool_grew": total - since})
+    return out

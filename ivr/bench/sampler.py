@@ -110,3 +110,58 @@ class ProcessSampler:
                         "rss_slope_mb_per_h": round(per_hour, 2) if per_hour is not None else None,
                         "rss_series": [(t, r) for t, _, r in pts]})
         return {"every_s": self.every_s, "processes": out}
+
+
+def recognizers_alive(text: str) -> int | None:
+    """Speech recognizers alive (made minus retired, all models) in a Prometheus text page;
+    None without the metric."""
+    alive = None
+    for line in text.splitlines():
+        if line.startswith("ivr_speech_recognizers{"):
+            sign = 1 if 'kind="made"' in line else -1 if 'kind="retired"' in line else 0
+            if sign:
+                alive = (alive or 0) + sign * int(float(line.rsplit(" ", 1)[1]))
+    return alive
+
+
+class RecognizerWatch:
+    """How many speech recognizers the server holds over a run (``ivr_speech_recognizers``,
+    made minus retired, read from /metrics).
+
+    Each recognizer holds its own graph cache (150-200 MB once warm), so the worker's memory
+    follows how many are alive: a soak also reads its memory slope over the calls after the
+    pool last grew."""
+
+    def __init__(self, url: str, every_s: float = 2.0, started: float | None = None):
+        self.url, self.every_s = url.rstrip("/") + "/metrics", every_s
+        self.started = time.monotonic() if started is None else started
+        self.series: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def sample(self) -> None:
+        import requests
+
+        try:
+            alive = recognizers_alive(requests.get(self.url, timeout=5).text)
+        except requests.RequestException:
+            return
+        if alive is not None:
+            self.series.append((round(time.monotonic() - self.started, 2), alive))
+
+    def start(self) -> "RecognizerWatch":
+        self.sample()
+        self._thread = threading.Thread(target=self._run, name="bench-recognizers", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.sample()
+
+    def stop(self) -> list[tuple[float, int]]:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(self.every_s + 6)
+        self.sample()
+        return self.series

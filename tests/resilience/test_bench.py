@@ -31,6 +31,34 @@ def test_percentiles_and_slope():
     assert slope([(1, 5)]) is None
 
 
+def test_the_soak_reads_memory_per_call_and_after_the_pool_last_grew():
+    from ivr.bench.report import soak_memory
+    from ivr.bench.sampler import recognizers_alive
+
+    # 1000 calls, one per second; the pool grows from 4 to 6 recognizers at call 300 (+80 MB),
+    # and memory is flat otherwise
+    marks = [(float(t), t) for t in range(1, 1001)]
+    rss = [(float(t), 1000.0 + (80 if t >= 300 else 0)) for t in range(0, 1001, 10)]
+    alive = [(float(t), 4 if t < 300 else 6) for t in range(0, 1001, 20)]
+    m = soak_memory(marks, rss, alive)
+    assert m["rss_after_warmup_mb"] == 1000.0 and m["rss_end_mb"] == 1080.0
+    assert m["slope_mb_per_1000_calls"] > 50  # over all the calls the step reads as growth...
+    assert (m["recognizers_after_warmup"], m["recognizers_max"], m["pool_last_grew_at_call"]) == (4, 6, 300)
+    assert m["slope_after_pool_grew_mb_per_1000_calls"] == pytest.approx(0.0)  # ...not after it
+    assert m["calls_after_pool_grew"] == 700
+    # fifths of calls 100-1000: the step at call 300 falls in the second
+    assert m["fifths_mean_mb"][0] == 1000.0 < m["fifths_mean_mb"][1] < 1080.0 == m["fifths_mean_mb"][4]
+    assert m["fifths_max_mb"] == [1000.0] + [1080.0] * 4
+    # memory that keeps growing with calls shows there too
+    leak = soak_memory(marks, [(t, 1000.0 + 0.1 * t) for t, _ in rss], alive)
+    assert leak["slope_after_pool_grew_mb_per_1000_calls"] == pytest.approx(100.0)
+    assert "recognizers_max" not in soak_memory(marks, rss)  # no /metrics: the memory figures alone
+    page = ('ivr_speech_recognizers{kind="made",model="ko"} 7.0\n'
+            'ivr_speech_recognizers{kind="retired",model="ko"} 2.0\n'
+            'ivr_speech_recognizers{kind="idle",model="ko"} 3.0\n')
+    assert recognizers_alive(page) == 5 and recognizers_alive("up 1\n") is None
+
+
 def test_recordings_are_cut_at_the_end_of_speech():
     from ivr.bench.load import speech_only
     from ivr.telephony.wavstream import read_wav
