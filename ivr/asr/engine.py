@@ -226,8 +226,8 @@ class RecognizerPool:
                 self.retired += 1
             # a retired one wakes a waiter too: with one fewer finishing it makes its own
             self._lock.notify()
-        if not keep:
-            _let_go(pooled)
+        if not keep:  # freeing and trimming take 10-30 ms: not on this call's path
+            threading.Thread(target=_let_go, args=(pooled,), name="recognizer-let-go", daemon=True).start()
 
     @property
     def idle(self) -> int:
