@@ -298,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     engine = load_speech(cfg, only=[args.model])
     load_s = time.perf_counter() - started
     if args.decoders is not None:
-        engine = SpeechEngine(engine.models, cfg.asr.endpointing, args.decoders, engine.problems)
+        engine = SpeechEngine(engine.models, cfg.asr.endpointing, args.decoders, engine.problems,
+                              cfg.asr.recognizer_max_calls)
     model_mb = _rss_mb() - before
     long_audio = _audio("ko_long")
 

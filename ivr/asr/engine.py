@@ -88,7 +88,6 @@ log = logging.getLogger(__name__)
 PARTIAL_EVERY_S = 0.1  # at most this often (audio time), and only after new audio was decoded
 POOL_MAX_IDLE = 16     # idle recognizers kept per model (each 150-200 MB once warm)
 POOL_WAIT_S = 0.25     # a new call waits this long for a recognizer in its final pass (RecognizerPool)
-RECOGNIZER_MAX_CALLS = 250  # a recognizer is replaced after about this many calls (asr.recognizer_max_calls)
 
 
 @dataclass
@@ -164,7 +163,9 @@ class RecognizerPool:
     (the caller has only just heard the greeting) wait in the socket meanwhile."""
 
     def __init__(self, model, sample_rate: int, max_idle: int = POOL_MAX_IDLE, wait_s: float = POOL_WAIT_S,
-                 max_calls: int = RECOGNIZER_MAX_CALLS):
+                 max_calls: int = 0):
+        """``max_calls``: retire a recognizer after about this many calls (0 = never; the
+        service takes it from ``asr.recognizer_max_calls``)."""
         self.model, self.sample_rate, self.max_idle, self.wait_s = model, sample_rate, max_idle, wait_s
         self.max_calls = max_calls
         self._idle: list[PooledRecognizer] = []
@@ -172,7 +173,6 @@ class RecognizerPool:
         self.created = 0
         self.retired = 0  # let go: after max_calls, or beyond max_idle
         self.finishing = 0  # recognizers in their final pass, back in the pool soon
-        self.in_use = 0  # handed to calls and not back yet (finishing ones included)
 
     def acquire(self) -> PooledRecognizer:
         with self._lock:
@@ -181,11 +181,11 @@ class RecognizerPool:
                 started = time.perf_counter()
                 self._lock.wait_for(lambda: self._idle or not self.finishing, timeout=self.wait_s)
                 waited = time.perf_counter() - started
-            self.in_use += 1
             if self._idle:
                 return self._idle.pop()
+            in_use, finishing = self.in_use, self.finishing
             self.created += 1
-            made, in_use, finishing = self.created, self.in_use, self.finishing
+            made = self.created
         if made > 1:  # the pool grows: each new recognizer is cold and stays in memory
             log.info("speech recognizer made", extra={"made": made, "in_use": in_use, "finishing": finishing,
                                                       "waited_ms": round(waited * 1000, 1)})
@@ -196,16 +196,23 @@ class RecognizerPool:
         """Recognizers this pool made and has not let go (idle, in a call, or in a final pass)."""
         return self.created - self.retired
 
+    @property
+    def in_use(self) -> int:
+        """Recognizers in calls (finishing ones included): alive and not idle."""
+        return self.alive - len(self._idle)
+
     def finishing_started(self) -> None:
         """A recognizer's call is decided; its final pass (then :meth:`release`) follows."""
         with self._lock:
             self.finishing += 1
 
-    def finishing_failed(self) -> None:
-        """An announced final pass failed: its recognizer is not coming back."""
+    def lost(self, finishing: bool = False) -> None:
+        """A recognizer's final pass failed: it is not coming back (``finishing``: it was
+        announced by :meth:`finishing_started`, so nobody waits for it any more)."""
         with self._lock:
-            self.finishing = max(0, self.finishing - 1)
-            self.in_use = max(0, self.in_use - 1)
+            if finishing:
+                self.finishing = max(0, self.finishing - 1)
+            self.retired += 1
             self._lock.notify_all()
 
     def release(self, pooled: PooledRecognizer, samples: int, finishing: bool = False) -> None:
@@ -218,7 +225,6 @@ class RecognizerPool:
         with self._lock:
             if finishing:
                 self.finishing = max(0, self.finishing - 1)
-            self.in_use = max(0, self.in_use - 1)
             keep = not worn and len(self._idle) < self.max_idle
             if keep:
                 self._idle.append(pooled)
@@ -237,30 +243,27 @@ class RecognizerPool:
         with self._lock:
             idle, self._idle = self._idle, []
             self.retired += len(idle)
-        for pooled in idle:
-            _let_go(pooled)
+        _let_go(*idle)
 
 
-def _let_go(pooled: PooledRecognizer) -> None:
-    """Free a recognizer's decoder and graph cache now (its listener may outlive it), and
+def _find_malloc_trim():
+    try:
+        return ctypes.CDLL(None).malloc_trim  # glibc only
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _find_malloc_trim()
+
+
+def _let_go(*pooled: PooledRecognizer) -> None:
+    """Free recognizers' decoders and graph caches now (a listener may outlive its own), and
     hand the memory back to the system: glibc keeps freed memory for the process otherwise,
     and a worker's resident size would stay at its peak."""
-    pooled.rec = None
-    _trim_heap()
-
-
-def _trim_heap() -> None:
-    global _malloc_trim
-    if _malloc_trim is None:
-        try:
-            _malloc_trim = ctypes.CDLL(None).malloc_trim  # glibc only
-        except (OSError, AttributeError):
-            _malloc_trim = False
-    if _malloc_trim:
-        _malloc_trim(0)
-
-
-_malloc_trim = None
+    for one in pooled:
+        one.rec = None
+    if pooled and _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 class Listener:
@@ -384,9 +387,6 @@ class Listener:
                 started = time.perf_counter()
                 try:
                     self._finalize("speech")
-                except Exception:  # that recognizer is not coming back: nobody waits for it
-                    self._pool.finishing_failed()
-                    raise
                 finally:
                     self._final_pending = False
                 final = self._utterance("speech", " ".join(self._segments) or early.text, started)
@@ -415,7 +415,9 @@ class Listener:
     def _finalize(self, outcome: str) -> None:
         """The recognizer's final pass; it then goes back to the pool."""
         rec, self._rec = self._rec, None
-        if rec is not None:
+        if rec is None:
+            return
+        try:
             with self._decoders:
                 # The resampler's last few ms; after a "speech" endpoint they are silence. And a
                 # recognizer whose segment was just closed gets 10 ms of silence, so that
@@ -433,9 +435,12 @@ class Listener:
                     self._padded = len(pad)
                     rec.AcceptWaveform(pad.tobytes())
                 self._take_segment(json.loads(rec.FinalResult()))
-            del rec
-            # ready for the next call, its graph cache warm
-            self._pool.release(self._pooled, self._decoded + self._padded, finishing=self._final_pending)
+        except Exception:  # that recognizer is not coming back: the pool stops counting on it
+            self._pool.lost(finishing=self._final_pending)
+            raise
+        del rec
+        # ready for the next call, its graph cache warm
+        self._pool.release(self._pooled, self._decoded + self._padded, finishing=self._final_pending)
 
     def _utterance(self, outcome: str, text: str, trigger_wall: float) -> Utterance:
         done = time.perf_counter()
@@ -481,7 +486,7 @@ class SpeechEngine:
     """The speech models of one worker process, loaded once and shared by all calls."""
 
     def __init__(self, models: dict[str, LoadedModel], endpointing=None, max_decoders: int = 0,
-                 problems: dict[str, str] | None = None, recognizer_max_calls: int = RECOGNIZER_MAX_CALLS):
+                 problems: dict[str, str] | None = None, recognizer_max_calls: int = 0):
         self.models = models
         self.problems = problems or {}
         self.rules = _rules(endpointing) if endpointing is not None else EndpointRules()

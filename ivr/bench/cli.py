@@ -108,7 +108,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         ep = cfg.asr.endpointing  # the silence a turn waits: the full guard, or the shorter one once settled
         guard = (ep.silence_after_speech_s, min(ep.settled_silence_s or ep.silence_after_speech_s,
                                                 ep.silence_after_speech_s))
-        sampler = _sampler(target)
+        sampler = _sampler(target, metrics=args.soak)
         try:
             if args.webhook_rate:
                 from ivr.bench.rate import webhook_rate
@@ -170,12 +170,13 @@ def _running_target(args, cfg):
                   number=number, pid=pid)
 
 
-def _sampler(target):
+def _sampler(target, metrics: bool = False):
+    """CPU and memory of the server's processes; ``metrics``: also its recognizers alive (the soak)."""
     from ivr.bench.sampler import ProcessSampler
 
     if not target.pid:
         return None
-    return ProcessSampler(target.pid, every_s=2.0).start()
+    return ProcessSampler(target.pid, every_s=2.0, metrics_url=target.url + "/metrics" if metrics else None).start()
 
 
 # A recognizer decodes its first calls at 2-3x the CPU of one that has decoded about ten
@@ -200,11 +201,6 @@ def _calls(args, target, desk, guard, concurrency, result, sampler) -> list:
         warm.waves(warmup, min(warmup, concurrency))
         result["warmup"] = {"calls": warmup, "errors": sum(len(r.errors) for r in warm.results)}
     progress = {"done": 0, "marks": []}
-    watch = None
-    if args.soak and sampler is not None:
-        from ivr.bench.sampler import RecognizerWatch
-
-        watch = RecognizerWatch(target.url, every_s=2.0, started=sampler.started).start()
     started = time.perf_counter()
 
     def on_call(r) -> None:
@@ -239,7 +235,6 @@ def _calls(args, target, desk, guard, concurrency, result, sampler) -> list:
         result["agent_desk_errors"] = desk.errors[:10]
     if args.soak:
         result["soak_marks"] = progress["marks"]
-        result["soak_recognizers"] = watch.stop() if watch is not None else []
     return rep.calls_rows(result["calls_report"])
 
 
@@ -253,8 +248,8 @@ def _soak_rows(result: dict) -> list:
     workers = [p for p in result["processes"]["processes"] if p["role"] == "worker"]
     for proc in workers:
         # the recognizer counts come from whichever worker answered /metrics: one worker's own
-        made = result.get("soak_recognizers") if len(workers) == 1 else None
-        m = {"pid": proc["pid"], **soak_memory(result.get("soak_marks") or [], proc["rss_series"], made)}
+        alive = result["processes"].get("recognizers_alive") if len(workers) == 1 else None
+        m = {"pid": proc["pid"], **soak_memory(result.get("soak_marks") or [], proc["rss_series"], alive)}
         soak.append(m)
         rows.append((f"worker {proc['pid']} RSS after warm-up -> end, slope",
                      f"{m['rss_after_warmup_mb']} -> {m['rss_end_mb']} MB, {m['slope_mb_per_1000_calls']} MB per "

@@ -39,10 +39,15 @@ def _role(proc, root_pid: int) -> str:
 
 
 class ProcessSampler:
-    def __init__(self, root_pid: int, every_s: float = 1.0):
+    def __init__(self, root_pid: int, every_s: float = 1.0, metrics_url: str | None = None):
+        """``metrics_url``: also read the server's speech recognizers alive from its /metrics
+        at each sample (:func:`recognizers_alive`): each holds its own graph cache (150-200
+        MB once warm), so a worker's memory follows how many are alive."""
         self.root_pid = root_pid
         self.every_s = every_s
+        self.metrics_url = metrics_url
         self.samples: dict[int, dict] = {}  # pid -> {role, points: [(t, cpu%, rss_mb)]}
+        self.recognizers: list[tuple[float, int]] = []  # (t, alive), with metrics_url
         self._procs: dict[int, object] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -58,6 +63,8 @@ class ProcessSampler:
         import psutil
 
         now = time.monotonic() - self.started
+        if self.metrics_url:
+            self._sample_recognizers(now)
         try:
             procs = self._tree()
         except psutil.NoSuchProcess:
@@ -76,6 +83,16 @@ class ProcessSampler:
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
 
+    def _sample_recognizers(self, now: float) -> None:
+        import requests
+
+        try:
+            alive = recognizers_alive(requests.get(self.metrics_url, timeout=5).text)
+        except requests.RequestException:
+            return
+        if alive is not None:
+            self.recognizers.append((round(now, 2), alive))
+
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):
             self.sample()
@@ -90,7 +107,7 @@ class ProcessSampler:
     def stop(self) -> dict:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(self.every_s + 1)
+            self._thread.join(self.every_s + (6 if self.metrics_url else 1))  # a /metrics read may take 5 s
         self.sample()
         return self.report()
 
@@ -109,7 +126,7 @@ class ProcessSampler:
                         "rss_end_mb": rss[-1], "rss_max_mb": max(rss),
                         "rss_slope_mb_per_h": round(per_hour, 2) if per_hour is not None else None,
                         "rss_series": [(t, r) for t, _, r in pts]})
-        return {"every_s": self.every_s, "processes": out}
+        return {"every_s": self.every_s, "processes": out, "recognizers_alive": self.recognizers}
 
 
 def recognizers_alive(text: str) -> int | None:
@@ -122,46 +139,3 @@ def recognizers_alive(text: str) -> int | None:
             if sign:
                 alive = (alive or 0) + sign * int(float(line.rsplit(" ", 1)[1]))
     return alive
-
-
-class RecognizerWatch:
-    """How many speech recognizers the server holds over a run (``ivr_speech_recognizers``,
-    made minus retired, read from /metrics).
-
-    Each recognizer holds its own graph cache (150-200 MB once warm), so the worker's memory
-    follows how many are alive: a soak also reads its memory slope over the calls after the
-    pool last grew."""
-
-    def __init__(self, url: str, every_s: float = 2.0, started: float | None = None):
-        self.url, self.every_s = url.rstrip("/") + "/metrics", every_s
-        self.started = time.monotonic() if started is None else started
-        self.series: list[tuple[float, int]] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def sample(self) -> None:
-        import requests
-
-        try:
-            alive = recognizers_alive(requests.get(self.url, timeout=5).text)
-        except requests.RequestException:
-            return
-        if alive is not None:
-            self.series.append((round(time.monotonic() - self.started, 2), alive))
-
-    def start(self) -> "RecognizerWatch":
-        self.sample()
-        self._thread = threading.Thread(target=self._run, name="bench-recognizers", daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every_s):
-            self.sample()
-
-    def stop(self) -> list[tuple[float, int]]:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(self.every_s + 6)
-        self.sample()
-        return self.series

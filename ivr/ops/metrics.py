@@ -97,7 +97,8 @@ def _recognizers(services):
     if speech is None:  # a process that does not listen (CLI tools)
         return
     family = GaugeMetricFamily("ivr_speech_recognizers", "This worker's speech recognizers: made so far, retired "
-                               "so far (worn out or beyond the idle limit), idle in the pool, finishing their final pass", labels=["model", "kind"])
+                               "so far (worn out, lost or beyond the idle limit), idle in the pool, finishing their "
+                               "final pass", labels=["model", "kind"])
     for name, pool in speech.pools.items():
         for kind, n in (("made", pool.created), ("retired", pool.retired), ("idle", pool.idle),
                         ("finishing", pool.finishing)):

@@ -211,7 +211,7 @@ def test_a_new_call_waits_for_a_recognizer_in_its_final_pass_rather_than_make_a_
     # nobody in a final pass: a new one at once; one that never comes back is not waited for
     impatient = RecognizerPool(loaded.model, loaded.sample_rate, wait_s=0.01)
     impatient.finishing_started()
-    impatient.finishing_failed()
+    impatient.lost(finishing=True)
     assert impatient.acquire() is not None and impatient.created == 1 and impatient.finishing == 0
 
 
