@@ -101,7 +101,8 @@ class Keys:
     # read every agent): members of the free sets are "<roster position, 6 digits>:<id>".
     def route_free(self, order: str) -> str:
         """Sorted set: free agents by ``ended`` (last call ended), ``avail`` (last available or
-        ended), ``rr`` (last offered) or ``order`` (roster position): best candidate first."""
+        ended), ``rr`` (last offered) or ``order`` (roster position), or a day index
+        (``calls:<day>|ended``: fewest calls / least talk today, then idle): best candidate first."""
         return f"{self.prefix}:{{route}}:free:{order}"
 
     def route_timers(self) -> str:

@@ -324,6 +324,36 @@ def index_problems(redis, keys: Keys, agent_ids: list[str], day: str = "") -> li
     for name, have, want in [(f"free:{n}", free[n], want_free[n]) for n in names] + \
             [("timers", timers, want_timers), ("presence", presence, want_presence)]:
         problems.extend(_differences(name, have, want))
+    return problems + _day_index_problems(redis, keys, agent_ids, [k for k in kinds if "|" in k])
+
+
+def _day_index_problems(redis, keys: Keys, agent_ids: list[str], kinds: list[str]) -> list[str]:
+    """The day indexes (``<field>|<idle>`` kinds): exactly the available agents, each scored
+    by :func:`~ivr.routing.selection.day_score` of their hash (read in a second MULTI/EXEC)."""
+    from redis.cluster import RedisCluster
+
+    from ivr.routing.selection import day_score
+
+    if not kinds:
+        return []
+    pipe = redis.pipeline(transaction=not isinstance(redis, RedisCluster))
+    fields = [k.split("|")[0] for k in kinds]
+    for a in agent_ids:
+        pipe.hmget(keys.route_agent(a), "state", "ended_at", "avail_at", *fields)
+    for k in kinds:
+        pipe.zrange(keys.route_free(k), 0, -1, withscores=True)
+    out = pipe.execute()
+    rows, zsets = out[: len(agent_ids)], _decode(out[len(agent_ids):])
+    problems = []
+    for j, (kind, z) in enumerate(zip(kinds, zsets)):
+        idle_kind = kind.split("|")[1]
+        want = {}
+        for i, (a, row) in enumerate(zip(agent_ids, rows)):
+            state, ended, avail, value = (text(row[n]) for n in (0, 1, 2, 3 + j))
+            if state == "available":
+                idle = float(ended or 0) if idle_kind == "ended" else max(float(ended or 0), float(avail or 0))
+                want[f"{i:06d}:{a}"] = day_score(float(value or 0), idle)
+        problems.extend(_differences(f"free:{kind}", dict(z), want))
     return problems
 
 

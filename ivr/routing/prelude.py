@@ -71,14 +71,33 @@ local function emit_queue(event, sid, queue, more)
     .. (queue and (', "queue": ' .. enc(queue)) or '') .. (more or '') .. ', "at": ' .. stamp .. '}')
 end
 local TIMED = {reserved = true, wrap_up = true, paused = true}
--- file a free agent (member m) in the free indexes the rules use (kinds: the roster's
--- '~indexes', e.g. ',ended,order,'), scored by their hash's fields; ord: their roster
--- position for the 'order' index, nil when they are filed there already
-local function file_free(m, kinds, ord, ended, avail, offered)
+-- an agent's score in a day index (fewest calls / least talk today): the day's count (talk:
+-- whole seconds) times 1e10 plus the moment their idle time counts from, so the least count
+-- comes first, then the longest idle ('ended': since the last call ended, 'avail': since
+-- available), then the roster position (the member's prefix)
+local function day_score(value, ended, avail, idle)
+  local at = tonumber(ended or 0) or 0
+  if idle == 'avail' then at = math.max(at, tonumber(avail or 0) or 0) end
+  return math.floor(tonumber(value or 0) or 0) * 1e10 + at
+end
+-- file a free agent (member m, hash key) in the free indexes the rules use (kinds: the
+-- roster's '~indexes', e.g. ',ended,order,'), scored by their hash's fields; ord: their roster
+-- position for the 'order' index, nil when they are filed there already. Day indexes are the
+-- kinds '<hash field>|<idle>' ('calls:2026-12-02|ended'), kept as '@@free:' .. kind.
+local function file_free(m, kinds, ord, ended, avail, offered, key)
   if string.find(kinds, ',ended,', 1, true) then redis.call('ZADD', KEYS[8], ended, m) end
   if string.find(kinds, ',avail,', 1, true) then redis.call('ZADD', KEYS[9], avail, m) end
   if string.find(kinds, ',rr,', 1, true) then redis.call('ZADD', KEYS[10], offered, m) end
   if ord then redis.call('ZADD', KEYS[11], ord, m) end
+  if string.find(kinds, '|', 1, true) then
+    for k in string.gmatch(kinds, '[^,]+') do
+      local bar = string.find(k, '|', 1, true)
+      if bar then
+        redis.call('ZADD', '@@free:' .. k,
+          day_score(redis.call('HGET', key, string.sub(k, 1, bar - 1)), ended, avail, string.sub(k, bar + 1)), m)
+      end
+    end
+  end
 end
 -- take the agent filed as m out of the free indexes
 local function unfile(m, kinds)
@@ -86,6 +105,11 @@ local function unfile(m, kinds)
   if string.find(kinds, ',avail,', 1, true) then redis.call('ZREM', KEYS[9], m) end
   if string.find(kinds, ',rr,', 1, true) then redis.call('ZREM', KEYS[10], m) end
   redis.call('ZREM', KEYS[11], m)
+  if string.find(kinds, '|', 1, true) then
+    for k in string.gmatch(kinds, '[^,]+') do
+      if string.find(k, '|', 1, true) then redis.call('ZREM', '@@free:' .. k, m) end
+    end
+  end
 end
 -- file the agent in the indexes by their hash (roster agents only). Only the free indexes
 -- the rules use are kept (roster field '~indexes'); a write is skipped when the membership
@@ -102,7 +126,7 @@ local function index(key, id, hb_changed)
   if m and state == 'available' then
     local ended, avail = f[4] or '0', f[5] or '0'
     if (tonumber(avail) or 0) < (tonumber(ended) or 0) then avail = ended end
-    file_free(m, kinds, not was_free and ord, ended, avail, f[6] or '0')
+    file_free(m, kinds, not was_free and ord, ended, avail, f[6] or '0', key)
   elseif was_free then
     unfile(m, kinds)
   end
@@ -182,7 +206,7 @@ local function free_again(key, id, ended, offered)
   if not r[1] then return false end
   ended = ended or '0'
   file_free(string.format('%06d:', tonumber(r[1])) .. id, r[2] or '', r[1], ended,
-            (now < (tonumber(ended) or 0)) and ended or stamp, offered or '0')
+            (now < (tonumber(ended) or 0)) and ended or stamp, offered or '0', key)
   redis.call('ZREM', KEYS[12], id)
   emit_agent(id, 'available', '', '')
   return true
@@ -276,6 +300,38 @@ local function expire_all(prefix, ids, cutoff)
     end
   end
   return changed
+end
+-- make the day index kind ('<field>|<idle>', e.g. 'calls:2026-12-02|ended') from the free
+-- agents (the 'order' index) and keep it instead of the same measure's index of an earlier
+-- day, which is deleted (once a day, at the first such call). Returns false, changing
+-- nothing, when the index of a later day is kept: another worker's clock passed midnight
+-- first (the step then reads the free agents one by one).
+local function build_day_index(prefix, kind, kept)
+  local bar = string.find(kind, '|', 1, true)
+  local field, idle = string.sub(kind, 1, bar - 1), string.sub(kind, bar + 1)
+  local colon = string.find(field, ':', 1, true)
+  local measure, day = string.sub(field, 1, colon), string.sub(field, colon + 1)
+  local keep, old = {}, {}
+  for k in string.gmatch(kept, '[^,]+') do
+    local kb = string.find(k, '|', 1, true)
+    if kb and string.sub(k, 1, colon) == measure and string.sub(k, kb + 1) == idle then
+      if string.sub(k, colon + 1, kb - 1) > day then return false end
+      old[#old + 1] = '@@free:' .. k
+    else
+      keep[#keep + 1] = k
+    end
+  end
+  for i = 1, #old do redis.call('DEL', old[i]) end
+  local key = '@@free:' .. kind
+  redis.call('DEL', key)
+  local all = redis.call('ZRANGE', KEYS[11], '0', '-1')
+  for i = 1, #all do
+    local f = redis.call('HMGET', prefix .. string.sub(all[i], 8), field, 'ended_at', 'avail_at')
+    redis.call('ZADD', key, day_score(f[1], f[2], f[3], idle), all[i])
+  end
+  keep[#keep + 1] = kind
+  redis.call('HSET', KEYS[14], '~indexes', ',' .. table.concat(keep, ',') .. ',')
+  return true
 end
 """
 

@@ -323,6 +323,11 @@ REINDEX = script(r"""
 -- ARGV[4..] agent ids in KEYS order (ARGV[i - 11] for KEYS[i]).
 -- Returns the number of agent hashes created.
 """, r"""
+-- the day indexes kept so far go too (the first call of such a strategy makes today's anew)
+local old = redis.call('HGET', KEYS[14], '~indexes') or ''
+for k in string.gmatch(old, '[^,]+') do
+  if string.find(k, '|', 1, true) then redis.call('DEL', '@@free:' .. k) end
+end
 for i = 8, 14 do redis.call('DEL', KEYS[i]) end
 redis.call('HSET', KEYS[14], '~indexes', ARGV[3])
 local made = 0
@@ -421,9 +426,23 @@ local sticky = ''
 local window = tonumber(ARGV[11]) or 0
 if window > 0 then sticky = sticky_agent(redis.call('GET', KEYS[15]), window) end
 local how = ARGV[9]
-local zkey  -- the free index to read in order (nil: fewest calls / least talk)
+local kind = how  -- the index this strategy reads, as '~indexes' names it
+local zkey  -- the free index to read in order (nil: read the free agents one by one)
 if how == 'ended' then zkey = KEYS[8] elseif how == 'avail' then zkey = KEYS[9]
-elseif how == 'rr' then zkey = KEYS[10] elseif how == 'order' then zkey = KEYS[11] end
+elseif how == 'rr' then zkey = KEYS[10] elseif how == 'order' then zkey = KEYS[11]
+else
+  -- fewest calls / least talk today: the day index of this measure and idle time, made by
+  -- the first such call of the day (lazily: the rules may keep none)
+  kind = how .. '|' .. ARGV[10]
+  local kept = redis.call('HGET', KEYS[14], '~indexes')
+  if kept and string.find(kept, ',' .. kind .. ',', 1, true) then
+    zkey = '@@free:' .. kind
+  elseif kept and free ~= 0 then
+    --@lazy
+    if build_day_index(prefix, kind, kept) then zkey = '@@free:' .. kind end
+    --@end
+  end
+end
 local pick, member  -- member: the pick's entry in the free indexes, when picked from one
 if sticky ~= '' and free ~= 0 and redis.call('SISMEMBER', KEYS[16], sticky) == 1
     and redis.call('HGET', prefix .. sticky, 'state') == 'available' then
@@ -446,18 +465,16 @@ elseif zkey then
     lo, hi = from, from + size - 1
   end
 else
-  -- fewest calls / least talk today: the least value, then the longest idle, then position
+  -- a day index of a later day is kept (another worker's clock is past midnight, this one's
+  -- not yet): the least day score (as the index has it) among the free, in roster order
   local all = redis.call('ZRANGE', KEYS[11], '0', '-1')
-  local best_v, best_idle
+  local best
   for i = 1, #all do
     local id = string.sub(all[i], 8)
     if redis.call('SISMEMBER', KEYS[16], id) == 1 then
       local f = redis.call('HMGET', prefix .. id, how, 'ended_at', 'avail_at')
-      local v, idle = tonumber(f[1] or 0) or 0, tonumber(f[2] or 0) or 0
-      if ARGV[10] == 'avail' then idle = math.max(idle, tonumber(f[3] or 0) or 0) end
-      if not pick or v < best_v or (v == best_v and idle < best_idle) then
-        pick, member, best_v, best_idle = id, all[i], v, idle
-      end
+      local score = day_score(f[1], f[2], f[3], ARGV[10])
+      if not pick or score < best then pick, member, best = id, all[i], score end
     end
   end
 end
@@ -468,7 +485,7 @@ if not pick then
   if redis.call('EXISTS', KEYS[16]) == 0 then return {'noelig', ''} end
   local kept = redis.call('HGET', KEYS[14], '~indexes')
   if not kept then return {'reindex', ''} end  -- the roster and indexes were lost (flushed Redis)
-  if zkey and not string.find(kept, ',' .. how .. ',', 1, true) then
+  if zkey and not string.find(kept, ',' .. kind .. ',', 1, true) then
     free = free or redis.call('ZCARD', KEYS[11])
     if free > 0 then return {'slow', ''} end
   end

@@ -169,13 +169,19 @@ def is_free(rules: Rules, view: AgentView, now: float) -> bool:
     return view.state == FREE and present(rules, view, now)
 
 
+def day_score(value: float, idle: float) -> float:
+    """How fewest calls / least talk today rank an agent, as the routing steps' day indexes
+    score them: the day's count (talk: whole seconds) first, then the longest idle."""
+    return math.floor(value) * 1e10 + idle
+
+
 def rank_key(rules: Rules, strategy: str, view: AgentView) -> tuple:
     order = rules.order_of.get(view.id, 1 << 30)
     idle = view.ended_at if rules.rules.idle_since == "last_call_ended" else max(view.avail_at, view.ended_at)
     if strategy == "fewest_calls":
-        return (view.calls_today, idle, order)
+        return (day_score(view.calls_today, idle), order)
     if strategy == "least_talk_time":
-        return (view.talk_today, idle, order)
+        return (day_score(view.talk_today, idle), order)
     if strategy == "round_robin":
         return (view.offered_at, order)
     if strategy == "fixed_order":

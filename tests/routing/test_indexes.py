@@ -250,3 +250,87 @@ def test_an_argument_holding_the_packing_separator_still_arrives_whole(build, mk
     assert router.set_status("ann", "offline", reason="lunch\x1fback at 2")["ok"]
     assert mk.state(router, "ann")["reason"] == "lunch\x1fback at 2"
     assert router.route(mk.call("CA1", "human")).agent.id == "bob"
+
+
+def _day_indexes(redis) -> list[str]:
+    return sorted(k.split(":free:", 1)[1] for k in redis.keys("t:{route}:free:*") if "|" in k)
+
+
+def _hmgets(redis) -> int:
+    return redis.info("commandstats").get("cmdstat_hmget", {}).get("calls", 0)
+
+
+def _serve(router, mk, sid, category="human", talk=10):
+    decision = router.route(mk.call(sid, category))
+    assert decision.kind == "agent"
+    router.answered(sid, decision.agent.id)
+    router.dial_result(sid, decision.agent.id, "completed", talk)
+    router.call_ended(sid)
+    return decision.agent.id
+
+
+SEOUL_MIDNIGHT = 1772463600.0  # Tuesday 2026-03-03 00:00 in Asia/Seoul (14 h after the clock's start)
+
+
+def test_fewest_calls_reads_a_day_index_that_the_first_call_after_midnight_renews(build, mk, redis, clock):
+    """Fewest calls today picks from a sorted day index (no read of every free agent); the
+    first such call after local midnight makes the new day's index and deletes the old one."""
+    router = build(rules=no_heartbeats(mk, **{"queues.general.strategy": "fewest_calls"}))
+    order = []
+    for n in range(3):  # ann, bob, dan serve general; nobody has a call yet: roster order
+        order.append(_serve(router, mk, f"CA{n}"))
+        clock.advance(5)
+    assert order == ["ann", "bob", "dan"]
+    assert _day_indexes(redis) == ["calls:2026-03-02|ended"]
+    before = _hmgets(redis)
+    decision = router.route(mk.call("CA3", "human"))  # one call each: ann's ended first (longest idle)
+    assert _hmgets(redis) == before  # picked from the index: no agent's fields read one by one
+    assert decision.agent.id == "ann"
+    router.answered("CA3", "ann")
+    router.dial_result("CA3", "ann", "completed", 10)
+    router.call_ended("CA3")
+    assert problems(router, redis) == []
+    clock.now = SEOUL_MIDNIGHT + 60  # a new day: nobody has a call today; bob has been idle longest
+    assert _serve(router, mk, "CA4") == "bob"
+    assert _day_indexes(redis) == ["calls:2026-03-03|ended"]
+    assert "calls:2026-03-02" not in redis.hget("t:{route}:roster", "~indexes")
+    assert problems(router, redis) == []
+    served = []
+    for n in (5, 6, 7):
+        clock.advance(5)
+        served.append(_serve(router, mk, f"CA{n}"))
+    assert served == ["dan", "ann", "bob"]  # none today, then the one whose call ended first
+    assert problems(router, redis) == []
+
+
+def test_a_worker_before_midnight_does_not_roll_the_day_index_back(build, mk, redis, clock, tmp_path):
+    from ivr.routing.router import Router
+
+    rules = no_heartbeats(mk, **{"queues.general.strategy": "least_talk_time"})
+    late = build(rules=rules)
+    _serve(late, mk, "CA1", talk=40)  # ann: 40 s of talk on Monday
+    clock.now = SEOUL_MIDNIGHT - 1  # this worker: still Monday
+    ahead = Router(redis, Keys("t"), tmp_path / "rules.yaml", tmp_path / "agents.yaml", clock=mk.Clock(SEOUL_MIDNIGHT + 1))
+    assert _serve(ahead, mk, "CA2", talk=5) == "bob"  # Tuesday: nobody talked yet; bob never had a call
+    assert _day_indexes(redis) == ["talk:2026-03-03|ended"]
+    call = mk.call("CA3", "human")
+    want = late.simulate(call)["decision"]["agent"]["id"]
+    assert late.route(call).agent.id == want == "dan"  # Monday: bob and dan no talk, dan idle longer
+    assert _day_indexes(redis) == ["talk:2026-03-03|ended"]  # kept: the later day's index
+    assert problems(late, redis) == []
+
+
+def test_a_roster_reload_drops_the_day_indexes_and_the_next_call_makes_them_again(build, mk, redis, clock, tmp_path):
+    router = build(rules=no_heartbeats(mk, **{"queues.general.strategy": "fewest_calls"}))
+    _serve(router, mk, "CA1")
+    assert _day_indexes(redis) == ["calls:2026-03-02|ended"]
+    agents = copy.deepcopy(mk.BASE_AGENTS)
+    agents["agents"] = [a for a in agents["agents"] if a["id"] != "bob"]
+    mk.write(tmp_path / "agents.yaml", agents)
+    clock.advance(3)
+    router.tick()
+    assert [a.id for a in router.rules.roster.agents] == ["ann", "cat", "dan"]
+    assert _day_indexes(redis) == []
+    assert _serve(router, mk, "CA2") == "dan"  # ann has one call today, dan none
+    assert _day_indexes(redis) == ["calls:2026-03-02|ended"]
+    assert problems(router, redis) == []
