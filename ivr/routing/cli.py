@@ -130,6 +130,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     at = parse_time(args.at, rules.rules.timezone)
     prediction = None
     category = args.category
+    if category and category not in rules.rules.categories:
+        print(f"ivr: --category: no category {category!r} in the rules "
+              f"(have: {', '.join(rules.rules.categories)})", file=sys.stderr)
+        return 2
     if not category:
         from ivr.intents.classifier import load_classifier
 

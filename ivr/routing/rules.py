@@ -117,7 +117,7 @@ class Schedule(Model):
     weekly: dict[str, list[str]]
     holidays: list[date] = Field(default_factory=list)
     closed_message: str | dict[str, str] = ""
-    closed_number: str | None = None
+    closed_number: E164 | None = None
 
     @field_validator("timezone")
     @classmethod

@@ -203,14 +203,29 @@ ANSWERED = script(r"""
 -- DIAL_RESULT, remembers the agent for sticky routing).
 -- KEYS[1..14] CORE; KEYS[15] the agent's hash.
 -- ARGV[1] now, ARGV[2] channel, ARGV[3] sid, ARGV[4] agent id.
--- Returns 1 when the agent is (now) on this call, 0 when the call is held by someone else.
+-- Returns 1 when the agent is (now) on this call, 0 when the call is held by someone else
+-- who is on it (or this agent is busy with another).
 """, r"""
 local sid, id = ARGV[3], ARGV[4]
 local st = redis.call('HMGET', KEYS[15], 'state', 'call')
 if st[1] == 'on_call' and st[2] == sid then return 1 end
 if not (st[1] == 'reserved' and st[2] == sid) then
   -- the reservation ran out but the agent took the call anyway: they are talking
-  if st[1] ~= 'available' or redis.call('HEXISTS', KEYS[3], sid) == 1 then return 0 end
+  if st[1] ~= 'available' then return 0 end
+  local holder = redis.call('HGET', KEYS[3], sid)
+  if holder then
+    -- the call, back in line, was offered to another agent meanwhile: that offer never rang
+    -- (the caller was in this agent's dial) and goes, so nobody is left reserved for it
+    local hkey = '@@agent:' .. holder
+    local h = redis.call('HMGET', hkey, 'state', 'call', 'ended_at', 'offered_at')
+    if h[1] ~= 'reserved' or h[2] ~= sid then return 0 end
+    --@lazy
+    if not free_again(hkey, holder, h[3], h[4]) then
+      index(hkey, holder, false)  -- off the roster in force (a reload meanwhile)
+      emit_agent(holder, 'available', '', '')
+    end
+    --@end
+  end
   redis.call('ZREM', KEYS[2], sid)
   redis.call('HSET', KEYS[3], sid, id)
 end

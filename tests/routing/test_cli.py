@@ -56,6 +56,11 @@ def test_simulate_shows_queue_candidates_and_decision_without_changing_anything(
     assert next(a for a in json.loads(out) if a["id"] == "minji")["state"] == "available"
 
 
+def test_simulate_refuses_an_unknown_category_instead_of_routing_it_as_the_default(ivr):
+    code, out, err = ivr("rules", "simulate", "anything", "--category", "paymnet")
+    assert code == 2 and out == "" and "no category 'paymnet'" in err and "payment" in err
+
+
 def test_simulate_classifies_the_text(ivr):
     code, out, _ = ivr("rules", "simulate", "I was charged twice for my subscription", "--lang", "en")
     assert code == 0

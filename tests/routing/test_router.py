@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -443,3 +444,32 @@ def test_agent_with_a_call_cannot_be_set_available_or_offline_underneath_it(buil
     result = router.set_status("cat", "offline")
     assert result["ok"] is False and result["state"] == "on_call"
     assert router.set_status("nobody", "available")["message"].startswith("no agent")
+
+
+def test_an_agent_who_answers_after_their_offer_lapsed_takes_the_call_from_an_unrung_offer(build, mk, clock, redis):
+    """Ann's phone rang past her reservation; meanwhile the call, back in line, was offered to
+    Bob (never rung: the caller was in Ann's dial). Ann picks up: she has the caller, and
+    Bob's offer goes in the same step, so nobody stays reserved for a call they cannot get."""
+    from ivr.routing.ledger import index_problems
+
+    agents = copy.deepcopy(mk.BASE_AGENTS)
+    agents["agents"] = [agents["agents"][1], agents["agents"][0], *agents["agents"][2:]]  # bob, ann, cat, dan
+    router = build(rules=mk.rules_with(**{"queues.general.strategy": "fixed_order"}), agents=agents)
+    offline(router, "bob", "dan")
+    assert router.route(mk.call("CA1", "human")).agent.id == "ann"
+    clock.advance(46)  # ann's reservation (45 s) ran out
+    router.heartbeat("ann")
+    router.set_status("bob", "available")
+    router.tick()
+    assert mk.state(router, "bob")["state"] == "reserved" and mk.state(router, "bob")["call"] == "CA1"
+    assert router.answered("CA1", "ann")
+    assert (mk.state(router, "ann")["state"], mk.state(router, "ann")["call"]) == ("on_call", "CA1")
+    assert mk.state(router, "bob")["state"] == "available" and not mk.state(router, "bob")["call"]
+    assert router.poll("CA1").agent.id == "ann"
+    assert index_problems(redis, router.keys, [a.id for a in router.rules.roster.agents]) == []
+    # once Bob is on the call, a late pick-up elsewhere does not take it
+    assert router.route(mk.call("CA2", "human")).agent.id == "bob"
+    router.answered("CA2", "bob")
+    router.set_status("dan", "available")
+    assert not router.answered("CA2", "dan")
+    assert mk.state(router, "bob")["call"] == "CA2" and mk.state(router, "dan")["state"] == "available"

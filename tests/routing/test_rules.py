@@ -123,6 +123,12 @@ def test_vip_numbers_must_be_e164_each_refused_at_its_line(tmp_path, mk):
                            yaml.safe_dump(mk.BASE_AGENTS)).vip_numbers == {"+821099990000"}
 
 
+def test_the_after_hours_number_must_be_e164(tmp_path, mk):
+    message = refuse(tmp_path, mk, rules=mk.rules_with(**{"hours.business.closed_number": "call us later"}))
+    line = line_of(tmp_path / "rules.yaml", "call us later")
+    assert f"rules.yaml:{line}: hours.business.closed_number: expected an E.164 number" in message
+
+
 def test_bad_agent_address_is_refused(tmp_path, mk):
     agents = yaml.safe_load(yaml.safe_dump(mk.BASE_AGENTS))
     agents["agents"][0]["address"] = "ann@example"
