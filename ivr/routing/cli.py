@@ -75,17 +75,22 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     config = _config(args)
     rules_path, agents_path = config.path(config.routing.rules), config.path(config.routing.agents)
+    target = None  # the service's own file that FILE stands in for
     if args.file:
         path = Path(args.file)
         if _kind(path) == "agents":
-            agents_path = path
+            target, agents_path = agents_path, path
         else:
-            rules_path = path
+            target, rules_path = rules_path, path
     try:
         r = rules_mod.load(rules_path, agents_path)
     except rules_mod.RulesError as exc:
         print(str(exc), file=sys.stderr)
-        print(f"refused: {len(exc.problems)} problem(s); the running service keeps its last good version", file=sys.stderr)
+        if target is not None and Path(args.file).resolve() != Path(target).resolve():
+            tail = f"fix them before copying it over {target}"
+        else:
+            tail = "the running service keeps its last good version"
+        print(f"refused: {len(exc.problems)} problem(s); {tail}", file=sys.stderr)
         return 1
     print(f"ok: {rules_path} and {agents_path}: {len(r.rules.categories)} categories, {len(r.rules.queues)} queues, "
           f"{len(r.roster.agents)} agents (version {r.version})")

@@ -22,7 +22,7 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ValueError(f"an IANA time zone such as Asia/Seoul or Europe/Berlin (found {name!r})") from None
+        raise ValueError("an IANA time zone such as Asia/Seoul or Europe/Berlin") from None
 
 
 def parse_days(key: str) -> list[int]:

@@ -33,6 +33,7 @@ def test_rules_check_refuses_an_edited_copy_with_file_and_line(ivr, tmp_path, co
     edited.write_text(yaml.safe_dump(data))
     code, _, err = ivr("rules", "check", str(edited))
     assert code == 1 and f"{edited}:" in err and "unknown skill 'acount_security'" in err
+    assert "fix them before copying it over" in err and "agents.yaml" in err.splitlines()[-1]
 
 
 def test_agents_set_status_and_list(ivr):
