@@ -44,10 +44,12 @@ def register(sub) -> None:
     lst.add_argument("--json", action="store_true", help="print JSON")
     lst.set_defaults(func=cmd_agents_list)
     st = asub.add_parser("set-status", help="set an agent available, offline, or end their wrap-up",
-                         description="Same as POST /api/agents/ID/status.")
+                         description="Same as POST /api/agents/ID/status (heartbeat: POST /api/agents/ID/heartbeat). "
+                                     "An agent who sends no heartbeat for agents.heartbeat_timeout_s (routing/rules.yaml) "
+                                     "goes offline by itself: their app sends them; from a shell, send 'heartbeat'.")
     st.add_argument("agent_id", metavar="ID", help="agent id from routing/agents.yaml")
-    st.add_argument("status", choices=("available", "offline", "wrap_up_done"), metavar="STATUS",
-                    help="available | offline | wrap_up_done")
+    st.add_argument("status", choices=("available", "offline", "wrap_up_done", "heartbeat"), metavar="STATUS",
+                    help="available | offline | wrap_up_done | heartbeat")
     st.add_argument("--reason", default="set offline from the shell", help="reason shown for offline")
     st.set_defaults(func=cmd_agents_set)
 
@@ -214,6 +216,10 @@ def cmd_agents_set(args: argparse.Namespace) -> int:
         print(f"ivr: {args.agent_id}: {result['message']}", file=sys.stderr)
         return 1
     print(f"{args.agent_id}: {result['state']}" + (f" ({result['message']})" if result["message"] else ""))
+    timeout = router.rules.rules.agents.heartbeat_timeout_s
+    if args.status in ("available", "heartbeat") and timeout > 0:
+        print(f"  (offline by itself after {timeout:g} s without a heartbeat: "
+              f"ivr agents set-status {args.agent_id} heartbeat)")
     return 0
 
 

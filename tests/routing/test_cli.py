@@ -37,7 +37,10 @@ def test_rules_check_refuses_an_edited_copy_with_file_and_line(ivr, tmp_path, co
 
 
 def test_agents_set_status_and_list(ivr):
-    assert ivr("agents", "set-status", "minji", "available")[0] == 0
+    code, out, _ = ivr("agents", "set-status", "minji", "available")
+    assert code == 0 and "minji: available" in out and "without a heartbeat" in out
+    code, out, _ = ivr("agents", "set-status", "minji", "heartbeat")
+    assert code == 0 and "minji: available" in out
     code, out, _ = ivr("agents", "list", "--json")
     agents = {a["id"]: a for a in json.loads(out)}
     assert code == 0 and agents["minji"]["state"] == "available" and agents["jihoon"]["state"] == "offline"
