@@ -34,16 +34,44 @@ def test_shipped_rules_route_every_category_the_classifier_answers():
     assert complaint.priority == max(c.priority for c in r.rules.categories.values()) and complaint.promise_s
 
 
-def test_shipped_files_comment_every_field_for_ops():
-    text = (ROOT / "routing/rules.yaml").read_text()
-    for key in ("idle_since", "heartbeat_timeout_s", "missed_pause_s", "max_missed", "priority_boost",
-                "within_hours", "closed_message", "relax", "strategy", "wrap_up_s", "overflow", "max_wait_s",
-                "after_max_wait", "holidays"):
-        lines = text.splitlines()
-        at = next(i for i, line in enumerate(lines) if f"{key}:" in line)
-        explained = "#" in lines[at] or lines[at - 1].strip().startswith("#") or any(
-            line.strip().startswith("#") and key in line for line in lines)
-        assert explained, f"{key} has no comment for ops"
+def _model_fields(model, seen=None) -> set[str]:
+    """Every key a typed rules/roster model accepts, nested models included."""
+    import typing
+
+    from pydantic import BaseModel
+
+    seen = set() if seen is None else seen
+    if model in seen:
+        return set()
+    seen.add(model)
+    out = set()
+    for name, f in model.model_fields.items():
+        out.add(f.alias or name)
+        todo = [f.annotation]
+        while todo:
+            t = todo.pop()
+            if isinstance(t, type) and issubclass(t, BaseModel):
+                out |= _model_fields(t, seen)
+            todo.extend(typing.get_args(t))
+    return out
+
+
+@pytest.mark.parametrize("path,model", [("routing/rules.yaml", "RulesFile"), ("routing/agents.yaml", "RosterFile")])
+def test_shipped_files_comment_every_field_for_ops(path, model):
+    """Every key the parser accepts is explained in the shipped file: named in a comment, or
+    its line carries a comment or follows one (derived from the models: a new field needs one)."""
+    import re
+
+    lines = (ROOT / path).read_text().splitlines()
+    comments = "\n".join(line.split("#", 1)[1] for line in lines if "#" in line).lower()
+    keys = _model_fields(getattr(rules_mod, model))
+    assert {"strategy", "holidays", "closed_number", "after_max_wait", "address"} & keys
+    for key in sorted(keys):
+        if re.search(rf"\b{re.escape(key.lower())}\b", comments):
+            continue
+        at = next((i for i, line in enumerate(lines) if re.match(rf"\s*-?\s*{re.escape(key)}:", line)), None)
+        assert at is not None and ("#" in lines[at] or lines[at - 1].lstrip().startswith("#")), \
+            f"{path}: {key} has no comment for ops"
 
 
 def test_unknown_queue_is_refused_with_file_and_line(tmp_path, mk):
