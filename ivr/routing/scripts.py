@@ -34,7 +34,11 @@ The indexes (KEYS[8..13]) are derived data: ``set_agent`` re-files an agent in t
 the same step that changes the agent's hash (``take`` and ``free_again`` do the same for
 the two moves of every routed call, reading less), and REINDEX rebuilds them from the
 hashes (on every roster adoption). A decision therefore reads only the best few free
-agents instead of every agent.
+agents instead of every agent. Fewest calls / least talk today read a *day index*
+(``free:calls:<day>|<idle>``, ``free:talk:<day>|<idle>``, named in the roster's
+``~indexes``), scored by the day's count (talk: whole seconds) x 1e10 + idle-since; the
+first such ROUTE of a day makes it from the free agents and deletes the earlier day's, and
+REINDEX drops it (the next such call makes it again).
 
 Sticky routing: ``sticky:<caller hash>`` holds ``<agent id>|<time the call ended>`` (the
 router's clock), written when an answered call ends; ROUTE (and the router, on the
