@@ -436,6 +436,23 @@ def test_agent_whose_app_stops_sending_heartbeats_goes_offline_by_itself(build, 
     assert router.route(mk.call("CA1", "human")).agent.id == "ann"
 
 
+def test_a_reserved_agent_whose_app_vanished_goes_offline_and_the_call_goes_on(build, mk, clock, redis):
+    """Heartbeats stop while an offer rings: the agent goes offline by itself and the caller,
+    back in line at their original arrival, goes to the next free agent."""
+    router = build(rules=mk.rules_with(**{"agents.heartbeat_timeout_s": 20}))
+    offline(router, "dan")
+    arrived = clock.now
+    assert router.route(mk.call("CA1", "human", arrived=arrived)).agent.id == "ann"
+    for _ in range(2):
+        clock.advance(10.5)
+        router.heartbeat("bob")  # ann's app sends nothing
+    assert router.tick() == 1
+    ann = mk.state(router, "ann")
+    assert ann["state"] == "offline" and "heartbeat" in ann["reason"] and not ann["call"]
+    assert router.poll("CA1").agent.id == "bob"
+    assert json.loads(redis.hget("t:{route}:calls", "CA1"))["arrived"] == arrived
+
+
 def test_agent_with_a_call_cannot_be_set_available_or_offline_underneath_it(build, mk):
     router = build()
     router.route(mk.call("CA1", "account_security"))
