@@ -13,7 +13,7 @@ WORKERS ?= 1
 # deployment sets its own TWILIO_AUTH_TOKEN, IVR_API_TOKEN and IVR_PUBLIC_URL.
 export TWILIO_AUTH_TOKEN ?= local-dev-twilio-token
 export IVR_API_TOKEN ?= local-dev-api-token
-CALL ?= tests/fixtures/speech/ko_payment.wav
+CALL ?= tests/fixtures/speech/ko_kw_fee.wav
 
 .PHONY: run test setup models classifier browser replay bench clean
 
