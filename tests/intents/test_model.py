@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import numpy as np
 
 from ivr.intents import bench
-from ivr.intents.model import IntentModel, SpanNgrams, normalize, word_ngrams
+from ivr.intents.model import IntentModel, JamoNgrams, SpanNgrams, normalize, word_ngrams
 
 
 def test_word_features_know_where_the_sentence_starts_and_ends():
@@ -20,6 +22,29 @@ def test_span_ngrams_bridge_the_recognizers_spacing():
     assert "로그인" in glued and "로그인" in split
     assert " 안 돼" in glued & split
     assert "인이" in glued and "인이" not in split
+
+
+def test_jamo_ngrams_let_forms_of_one_korean_word_share_features():
+    jamo = JamoNgrams(2, 4)
+    contracted, full, other = set(jamo("안 돼요")), set(jamo("안 되어요")), set(jamo("안 봐요"))
+    assert contracted and not set(jamo("refund please"))  # only Hangul words give any
+    # the syllables 돼 / 되 differ; their letters (ㄷ+ㅙ / ㄷ+ㅚ) share the onset, and 요 its letters
+    onset, ending = " " + unicodedata.normalize("NFD", "돼")[0], unicodedata.normalize("NFD", "요") + " "
+    assert {onset, ending} <= contracted & full
+    assert len(contracted & full) > len(contracted & other)
+
+
+def test_the_jamo_block_is_made_only_for_data_with_hangul_and_the_fast_path_uses_it():
+    english = IntentModel(calibration_folds=0).fit(["refund my money", "talk to a person"], ["payment", "human"])
+    assert "jamo" not in [name for name, _ in english.features_.transformer_list]
+    texts = ["환불 해 주세요", "돈 을 돌려 주세요", "결제 가 안 돼요", "상담원 연결 해 주세요", "사람 이랑 얘기 할래요",
+             "상담원 이요"]
+    labels = ["payment"] * 3 + ["human"] * 3
+    korean = IntentModel(calibration_folds=0).fit(texts, labels)
+    assert [name for name, _ in korean.features_.transformer_list][-1] == "jamo"
+    probe = ["환불 해줘요", "상담원 연결"]
+    assert list(korean.predict(probe)) == ["payment", "human"]
+    np.testing.assert_allclose(np.vstack([korean.proba_one(t) for t in probe]), korean.predict_proba(probe), atol=1e-12)
 
 
 def test_span_block_can_be_switched_off_and_both_variants_learn():
