@@ -96,6 +96,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 1
     print(f"ok: {rules_path} and {agents_path}: {len(r.rules.categories)} categories, {len(r.rules.queues)} queues, "
           f"{len(r.roster.agents)} agents (version {r.version})")
+    for note in rules_mod.advice(r):
+        print(f"note: {note}")
     return 0
 
 
@@ -232,4 +234,5 @@ def doctor_checks(config) -> list:
     except rules_mod.RulesError as exc:
         more = f" (+{len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
         return [Check("routing rules", "fail", str(exc.first) + more, "fix the line named, then `ivr rules check`")]
-    return [Check("routing rules", "ok", f"{len(r.rules.queues)} queues, {len(r.roster.agents)} agents (version {r.version})")]
+    checks = [Check("routing rules", "ok", f"{len(r.rules.queues)} queues, {len(r.roster.agents)} agents (version {r.version})")]
+    return checks + [Check("routing rules", "warn", note, f"edit {config.routing.rules}") for note in rules_mod.advice(r)]

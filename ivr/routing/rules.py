@@ -374,6 +374,23 @@ def read_text(path: str | Path) -> str:
         raise RulesError([yamlfile.Problem(str(path), None, "", f"cannot read: {exc}")]) from None
 
 
+# How long an offered agent's phone rings before the offer counts as missed (the call flow's
+# <Dial timeout>), and what a reservation should leave beyond it for the answer to arrive.
+AGENT_RING_S = 20
+ANSWER_MARGIN_S = 5
+
+
+def advice(rules: Rules) -> list[str]:
+    """Settings that pass the checks but work against the callers (said by ``rules check``)."""
+    out = []
+    timeout = rules.rules.agents.reservation_timeout_s
+    if timeout < AGENT_RING_S + ANSWER_MARGIN_S:
+        out.append(f"agents.reservation_timeout_s is {timeout:g} s, but an offered agent's phone rings for up to "
+                   f"{AGENT_RING_S} s: an offer then lapses while the phone still rings, and the call, back in line, holds "
+                   f"another agent meanwhile (set it to at least {AGENT_RING_S + ANSWER_MARGIN_S} s)")
+    return out
+
+
 def load(rules_path: str | Path, agents_path: str | Path) -> Rules:
     """Read and check both files; raises :class:`RulesError` naming file, line and reason."""
     return parse(read_text(rules_path), read_text(agents_path), str(rules_path), str(agents_path))

@@ -12,13 +12,14 @@ import time
 
 from ivr.calls import Session
 from ivr.config import Hotline
+from ivr.routing.rules import AGENT_RING_S
 from ivr.telephony import twiml
 from ivr.telephony.context import CallContext, fallback_twiml
 
 log = logging.getLogger(__name__)
 
 WAIT_PAUSE_S = 4  # how often a queued caller's line checks for an assigned agent
-DIAL_TIMEOUT_S = 20
+DIAL_TIMEOUT_S = AGENT_RING_S  # the router's reservations are checked against it
 ENDED_GRACE_S = 600  # an ended call's session lingers this long, for retried status callbacks
 
 

@@ -36,6 +36,17 @@ def test_rules_check_refuses_an_edited_copy_with_file_and_line(ivr, tmp_path, co
     assert "fix them before copying it over" in err and "agents.yaml" in err.splitlines()[-1]
 
 
+def test_rules_check_notes_a_reservation_shorter_than_the_ring(ivr, tmp_path, config_file):
+    edited = tmp_path / "rules.yaml"
+    data = yaml.safe_load((config_file.parent / "routing/rules.yaml").read_text())
+    data["agents"]["reservation_timeout_s"] = 10
+    edited.write_text(yaml.safe_dump(data))
+    code, out, _ = ivr("rules", "check", str(edited))
+    assert code == 0 and "note: agents.reservation_timeout_s is 10 s" in out and "at least 25 s" in out
+    code, out, _ = ivr("rules", "check")
+    assert code == 0 and "note:" not in out
+
+
 def test_agents_set_status_and_list(ivr):
     code, out, _ = ivr("agents", "set-status", "minji", "available")
     assert code == 0 and "minji: available" in out and "without a heartbeat" in out
