@@ -238,7 +238,10 @@ class Router:
         held by another agent by now (this offer lapsed and the call went on)."""
         now = self.clock()
         keys = self.ledger.core() + [self.keys.route_agent(agent_id)]
-        return bool(self.ledger.one("answered", keys, [now, self._chan(), sid, agent_id]))
+        taken = int(self.ledger.one("answered", keys, [now, self._chan(), sid, agent_id]) or 0)
+        if taken == 2:  # another agent's unrung offer of this call went: they may take a waiting call
+            self.tick()
+        return taken > 0
 
     def dial_result(self, sid: str, agent_id: str, status: str, duration_s: float = 0) -> Decision | None:
         """completed -> the agent wraps up (None); otherwise a miss, and the call is routed again."""

@@ -207,15 +207,17 @@ ANSWERED = script(r"""
 -- DIAL_RESULT, remembers the agent for sticky routing).
 -- KEYS[1..14] CORE; KEYS[15] the agent's hash.
 -- ARGV[1] now, ARGV[2] channel, ARGV[3] sid, ARGV[4] agent id.
--- Returns 1 when the agent is (now) on this call, 0 when the call is held by someone else
--- who is on it (or this agent is busy with another).
+-- Returns 1 when the agent is (now) on this call, 2 when they took it from another agent's
+-- unrung offer (that agent is free again: the router hands them a waiting call), 0 when
+-- the call is held by someone else who is on it, has ended, or this agent is not free.
 """, r"""
 local sid, id = ARGV[3], ARGV[4]
 local st = redis.call('HMGET', KEYS[15], 'state', 'call')
 if st[1] == 'on_call' and st[2] == sid then return 1 end
 if not (st[1] == 'reserved' and st[2] == sid) then
-  -- the reservation ran out but the agent took the call anyway: they are talking
-  if st[1] ~= 'available' then return 0 end
+  -- the reservation ran out but the agent took the call anyway: they are talking (unless
+  -- the caller hung up already: a late or repeated webhook must not put anyone on it)
+  if st[1] ~= 'available' or redis.call('ZSCORE', KEYS[7], sid) then return 0 end
   local holder = redis.call('HGET', KEYS[3], sid)
   if holder then
     -- the call, back in line, was offered to another agent meanwhile: that offer never rang
@@ -232,6 +234,8 @@ if not (st[1] == 'reserved' and st[2] == sid) then
   end
   redis.call('ZREM', KEYS[2], sid)
   redis.call('HSET', KEYS[3], sid, id)
+  set_agent(KEYS[15], id, 'on_call', sid, '', {'answered_at', stamp, 'misses', '0', 'until', '0'})
+  return holder and 2 or 1
 end
 set_agent(KEYS[15], id, 'on_call', sid, '', {'answered_at', stamp, 'misses', '0', 'until', '0'})
 return 1

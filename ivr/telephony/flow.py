@@ -134,9 +134,10 @@ def after_queue(ctx: CallContext, session: Session, result: str) -> str:
 
 def agent_answered(ctx: CallContext, session: Session, hotline: Hotline, agent_id: str) -> str:
     if ctx.router is not None and agent_id and not ctx.router.answered(session.sid, agent_id):
-        # Another agent is on this call by the router's books: the caller is with this one
-        # now (they are in this dial), so connect them, and say so for ops to look into.
-        log.warning("agent answered a call the router gives to another agent",
+        # By the router's books another agent is on this call, it ended, or this agent was
+        # not free: the caller is with this one now (in this dial), so connect them, and say
+        # so for ops to look into.
+        log.warning("agent answered a call the router does not give them",
                     extra={"call_sid": session.sid, "agent": agent_id})
     ctx.sessions.update(session.sid, "connected", agent=agent_id or session.agent)
     spoken = ctx.spoken_name(session.category, hotline.language) if session.category else ""

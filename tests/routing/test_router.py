@@ -436,6 +436,25 @@ def test_agent_whose_app_stops_sending_heartbeats_goes_offline_by_itself(build, 
     assert router.route(mk.call("CA1", "human")).agent.id == "ann"
 
 
+def test_the_agent_freed_by_a_late_answer_takes_the_next_waiting_call_at_once(build, mk, clock, redis):
+    agents = copy.deepcopy(mk.BASE_AGENTS)
+    agents["agents"] = [agents["agents"][1], agents["agents"][0], *agents["agents"][2:]]  # bob, ann, cat, dan
+    agents["agents"][0]["skills"]["complaints"] = 1  # bob takes complaints too; ann does not
+    router = build(rules=mk.rules_with(**{"queues.general.strategy": "fixed_order"}), agents=agents)
+    offline(router, "bob", "cat", "dan")
+    assert router.route(mk.call("CA1", "human")).agent.id == "ann"
+    clock.advance(46)
+    router.heartbeat("ann")
+    router.set_status("bob", "available")
+    router.tick()  # CA1, back in line, is offered to bob
+    router.heartbeat("bob")
+    assert router.route(mk.call("CA2", "complaint")).kind == "queued"  # only bob could take it
+    assert router.answered("CA1", "ann")  # ann had the caller on the line all along
+    # bob, freed, got the waiting caller in the same call (read raw: the snapshots assign too)
+    assert redis.hmget("t:{route}:agent:bob", "state", "call") == ["reserved", "CA2"]
+    assert router.poll("CA2").agent.id == "bob"
+
+
 def test_a_reserved_agent_whose_app_vanished_goes_offline_and_the_call_goes_on(build, mk, clock, redis):
     """Heartbeats stop while an offer rings: the agent goes offline by itself and the caller,
     back in line at their original arrival, goes to the next free agent."""
@@ -484,6 +503,11 @@ def test_an_agent_who_answers_after_their_offer_lapsed_takes_the_call_from_an_un
     assert mk.state(router, "bob")["state"] == "available" and not mk.state(router, "bob")["call"]
     assert router.poll("CA1").agent.id == "ann"
     assert index_problems(redis, router.keys, [a.id for a in router.rules.roster.agents]) == []
+    # once the caller hung up, a late or repeated answer puts nobody on the call
+    router.call_ended("CA1")
+    router.set_status("ann", "wrap_up_done")
+    assert mk.state(router, "ann")["state"] == "available"
+    assert not router.answered("CA1", "ann") and mk.state(router, "ann")["state"] == "available"
     # once Bob is on the call, a late pick-up elsewhere does not take it
     assert router.route(mk.call("CA2", "human")).agent.id == "bob"
     router.answered("CA2", "bob")
