@@ -15,7 +15,7 @@ from redis.utils import HIREDIS_AVAILABLE
 
 from ivr.keys import Keys
 from ivr.routing import scripts
-from ivr.routing.selection import AgentView, WaitingCall
+from ivr.routing.selection import AgentView, WaitingCall, day_score
 
 
 def text(value) -> str | None:
@@ -284,32 +284,37 @@ def index_problems(redis, keys: Keys, agent_ids: list[str], day: str = "") -> li
     """Where the indexes disagree with the agent hashes, read in one MULTI/EXEC (empty = consistent).
 
     The free indexes hold exactly the roster's available agents (scored as the strategies
-    read them), timers the reserved / wrap-up / paused ones (by ``until``), presence those
-    plus the available ones (by last heartbeat), and the roster hash each agent's position."""
+    read them; a day index ``<field>|<idle>`` by :func:`~ivr.routing.selection.day_score`),
+    timers the reserved / wrap-up / paused ones (by ``until``), presence those plus the
+    available ones (by last heartbeat), and the roster hash each agent's position. The day
+    indexes audited are those ``~indexes`` names just before the read (it changes only at a
+    roster adoption or the first such call of a day)."""
     from redis.cluster import RedisCluster
 
     k = keys
+    days = [x for x in text(redis.hget(k.route_roster(), "~indexes") or "").split(",") if "|" in x]
+    fields = [d.split("|")[0] for d in days]
     pipe = redis.pipeline(transaction=not isinstance(redis, RedisCluster))
     for a in agent_ids:
-        pipe.hmget(k.route_agent(a), "state", "until", "hb", "ended_at", "avail_at", "offered_at")
+        pipe.hmget(k.route_agent(a), "state", "until", "hb", "ended_at", "avail_at", "offered_at", *fields)
     names = ("ended", "avail", "rr", "order")
-    for name in names:
+    for name in (*names, *days):
         pipe.zrange(k.route_free(name), 0, -1, withscores=True)
     pipe.zrange(k.route_timers(), 0, -1, withscores=True)
     pipe.zrange(k.route_presence(), 0, -1, withscores=True)
     pipe.hgetall(k.route_roster())
     out = pipe.execute()
     rows, rest = out[: len(agent_ids)], _decode(out[len(agent_ids):])
-    free = {name: dict(z) for name, z in zip(names, rest[:4])}
-    timers, presence, roster = dict(rest[4]), dict(rest[5]), rest[6] or {}
+    free = {name: dict(z) for name, z in zip((*names, *days), rest)}
+    timers, presence, roster = dict(rest[-3]), dict(rest[-2]), rest[-1] or {}
     kinds = [x for x in (roster.pop("~indexes", "") or "").split(",") if x]
     problems = []
     if roster != {a: str(i) for i, a in enumerate(agent_ids)}:
         problems.append(f"roster positions {roster} do not match the roster")
-    want_free: dict[str, dict[str, float]] = {name: {} for name in names}
+    want_free: dict[str, dict[str, float]] = {name: {} for name in (*names, *days)}
     want_timers, want_presence = {}, {}
     for i, (a, row) in enumerate(zip(agent_ids, rows)):
-        state, until, hb, ended, avail, offered = (text(v) for v in row)
+        state, until, hb, ended, avail, offered, *counts = (text(v) for v in row)
         num = lambda v: float(v or 0)  # noqa: E731
         m = f"{i:06d}:{a}"
         if state == "available":
@@ -317,43 +322,15 @@ def index_problems(redis, keys: Keys, agent_ids: list[str], day: str = "") -> li
             for name in names:
                 if name == "order" or name in kinds:
                     want_free[name][m] = scores[name]
+            for d, count in zip(days, counts):
+                want_free[d][m] = day_score(num(count), scores[d.split("|")[1]])
         if state in ("reserved", "wrap_up", "paused"):
             want_timers[a] = num(until)
         if state in ("available", "reserved", "wrap_up", "paused"):
             want_presence[a] = num(hb)
-    for name, have, want in [(f"free:{n}", free[n], want_free[n]) for n in names] + \
+    for name, have, want in [(f"free:{n}", free[n], want_free[n]) for n in (*names, *days)] + \
             [("timers", timers, want_timers), ("presence", presence, want_presence)]:
         problems.extend(_differences(name, have, want))
-    return problems + _day_index_problems(redis, keys, agent_ids, [k for k in kinds if "|" in k])
-
-
-def _day_index_problems(redis, keys: Keys, agent_ids: list[str], kinds: list[str]) -> list[str]:
-    """The day indexes (``<field>|<idle>`` kinds): exactly the available agents, each scored
-    by :func:`~ivr.routing.selection.day_score` of their hash (read in a second MULTI/EXEC)."""
-    from redis.cluster import RedisCluster
-
-    from ivr.routing.selection import day_score
-
-    if not kinds:
-        return []
-    pipe = redis.pipeline(transaction=not isinstance(redis, RedisCluster))
-    fields = [k.split("|")[0] for k in kinds]
-    for a in agent_ids:
-        pipe.hmget(keys.route_agent(a), "state", "ended_at", "avail_at", *fields)
-    for k in kinds:
-        pipe.zrange(keys.route_free(k), 0, -1, withscores=True)
-    out = pipe.execute()
-    rows, zsets = out[: len(agent_ids)], _decode(out[len(agent_ids):])
-    problems = []
-    for j, (kind, z) in enumerate(zip(kinds, zsets)):
-        idle_kind = kind.split("|")[1]
-        want = {}
-        for i, (a, row) in enumerate(zip(agent_ids, rows)):
-            state, ended, avail, value = (text(row[n]) for n in (0, 1, 2, 3 + j))
-            if state == "available":
-                idle = float(ended or 0) if idle_kind == "ended" else max(float(ended or 0), float(avail or 0))
-                want[f"{i:06d}:{a}"] = day_score(float(value or 0), idle)
-        problems.extend(_differences(f"free:{kind}", dict(z), want))
     return problems
 
 

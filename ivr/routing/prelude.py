@@ -185,11 +185,12 @@ end
 -- reserve() for an agent just picked from the free indexes (``member``: their entry there):
 -- what index() would do for this one move, without reading back what is known already
 -- (free -> reserved: out of the free indexes, onto the timers; presence stays as it was).
-local function take(key, id, member, sid, deadline)
+-- kinds: the roster's '~indexes' when the step has read it already
+local function take(key, id, member, sid, deadline, kinds)
   redis.call('HSET', KEYS[3], sid, id)
   redis.call('HSET', key, 'state', 'reserved', 'since', stamp, 'call', sid, 'reason', '', 'until', deadline,
              'offered_at', stamp)
-  unfile(member, redis.call('HGET', KEYS[14], '~indexes') or '')
+  unfile(member, kinds or redis.call('HGET', KEYS[14], '~indexes') or '')
   redis.call('ZADD', KEYS[12], deadline, id)
   emit_agent(id, 'reserved', sid, '')
 end
@@ -303,9 +304,9 @@ local function expire_all(prefix, ids, cutoff)
 end
 -- make the day index kind ('<field>|<idle>', e.g. 'calls:2026-12-02|ended') from the free
 -- agents (the 'order' index) and keep it instead of the same measure's index of an earlier
--- day, which is deleted (once a day, at the first such call). Returns false, changing
--- nothing, when the index of a later day is kept: another worker's clock passed midnight
--- first (the step then reads the free agents one by one).
+-- day, which is deleted (once a day, at the first such call). Returns the roster's new
+-- '~indexes', or false, changing nothing, when the index of a later day is kept: another
+-- worker's clock passed midnight first (the step then reads the free agents one by one).
 local function build_day_index(prefix, kind, kept)
   local bar = string.find(kind, '|', 1, true)
   local field, idle = string.sub(kind, 1, bar - 1), string.sub(kind, bar + 1)
@@ -330,8 +331,9 @@ local function build_day_index(prefix, kind, kept)
     redis.call('ZADD', key, day_score(f[1], f[2], f[3], idle), all[i])
   end
   keep[#keep + 1] = kind
-  redis.call('HSET', KEYS[14], '~indexes', ',' .. table.concat(keep, ',') .. ',')
-  return true
+  local kinds = ',' .. table.concat(keep, ',') .. ','
+  redis.call('HSET', KEYS[14], '~indexes', kinds)
+  return kinds
 end
 """
 

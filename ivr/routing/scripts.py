@@ -214,6 +214,7 @@ ANSWERED = script(r"""
 local sid, id = ARGV[3], ARGV[4]
 local st = redis.call('HMGET', KEYS[15], 'state', 'call')
 if st[1] == 'on_call' and st[2] == sid then return 1 end
+local result = 1
 if not (st[1] == 'reserved' and st[2] == sid) then
   -- the reservation ran out but the agent took the call anyway: they are talking (unless
   -- the caller hung up already: a late or repeated webhook must not put anyone on it)
@@ -231,14 +232,13 @@ if not (st[1] == 'reserved' and st[2] == sid) then
       emit_agent(holder, 'available', '', '')
     end
     --@end
+    result = 2
   end
   redis.call('ZREM', KEYS[2], sid)
   redis.call('HSET', KEYS[3], sid, id)
-  set_agent(KEYS[15], id, 'on_call', sid, '', {'answered_at', stamp, 'misses', '0', 'until', '0'})
-  return holder and 2 or 1
 end
 set_agent(KEYS[15], id, 'on_call', sid, '', {'answered_at', stamp, 'misses', '0', 'until', '0'})
-return 1
+return result
 """)
 
 EXPIRE = script(r"""
@@ -450,6 +450,7 @@ local window = tonumber(ARGV[11]) or 0
 if window > 0 then sticky = sticky_agent(redis.call('GET', KEYS[15]), window) end
 local how = ARGV[9]
 local kind = how  -- the index this strategy reads, as '~indexes' names it
+local kept  -- '~indexes', when this step has read it
 local zkey  -- the free index to read in order (nil: read the free agents one by one)
 if how == 'ended' then zkey = KEYS[8] elseif how == 'avail' then zkey = KEYS[9]
 elseif how == 'rr' then zkey = KEYS[10] elseif how == 'order' then zkey = KEYS[11]
@@ -457,12 +458,13 @@ else
   -- fewest calls / least talk today: the day index of this measure and idle time, made by
   -- the first such call of the day (lazily: the rules may keep none)
   kind = how .. '|' .. ARGV[10]
-  local kept = redis.call('HGET', KEYS[14], '~indexes')
+  kept = redis.call('HGET', KEYS[14], '~indexes')
   if kept and string.find(kept, ',' .. kind .. ',', 1, true) then
     zkey = '@@free:' .. kind
   elseif kept and free ~= 0 then
     --@lazy
-    if build_day_index(prefix, kind, kept) then zkey = '@@free:' .. kind end
+    local built = build_day_index(prefix, kind, kept)
+    if built then kept, zkey = built, '@@free:' .. kind end
     --@end
   end
 end
@@ -506,7 +508,7 @@ if not pick then
   -- roster is indexed, and it keeps the index this strategy reads (else another worker put
   -- other rules in force a moment ago: the general path decides by the whole picture).
   if redis.call('EXISTS', KEYS[16]) == 0 then return {'noelig', ''} end
-  local kept = redis.call('HGET', KEYS[14], '~indexes')
+  kept = redis.call('HGET', KEYS[14], '~indexes')
   if not kept then return {'reindex', ''} end  -- the roster and indexes were lost (flushed Redis)
   if zkey and not string.find(kept, ',' .. kind .. ',', 1, true) then
     free = free or redis.call('ZCARD', KEYS[11])
@@ -517,7 +519,7 @@ local info = ARGV[4]
 if sticky ~= '' then info = string.sub(info, 1, -4) .. enc(sticky) .. '}' end
 redis.call('HSET', KEYS[1], sid, info)
 if member then
-  take(prefix .. pick, pick, member, sid, ARGV[6])
+  take(prefix .. pick, pick, member, sid, ARGV[6], kept)
   return {'agent', pick, sticky}
 elseif pick then
   --@lazy

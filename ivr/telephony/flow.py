@@ -19,7 +19,6 @@ from ivr.telephony.context import CallContext, fallback_twiml
 log = logging.getLogger(__name__)
 
 WAIT_PAUSE_S = 4  # how often a queued caller's line checks for an assigned agent
-DIAL_TIMEOUT_S = AGENT_RING_S  # the router's reservations are checked against it
 ENDED_GRACE_S = 600  # an ended call's session lingers this long, for retried status callbacks
 
 
@@ -85,7 +84,7 @@ def dial_agent(ctx: CallContext, session: Session, hotline: Hotline, decision, s
                         queue=decision.queue or session.queue)
     answer_url = ctx.url(f"/twilio/answered?call={session.sid}&agent={agent.id}")
     return twiml.dial(hotline, say, agent.address, action_url=ctx.url("/twilio/dialed"),
-                      answer_url=answer_url, timeout_s=DIAL_TIMEOUT_S, caller_id=session.to or None)
+                      answer_url=answer_url, timeout_s=AGENT_RING_S, caller_id=session.to or None)
 
 
 def waiting(ctx: CallContext, session: Session) -> str:
