@@ -24,6 +24,7 @@ import scipy
 import sklearn
 
 from ivr.intents import data as data_mod
+from ivr.intents import wordnet
 from ivr.intents.data import OUT_OF_SCOPE, Example, Taxonomy
 from ivr.intents.model import MODEL_VERSION, IntentModel
 
@@ -69,6 +70,7 @@ def library_versions() -> dict[str, str]:
         "numpy": np.__version__,
         "scipy": scipy.__version__,
         "joblib": joblib.__version__,
+        "wordnet": wordnet.package_version(),
         "model": str(MODEL_VERSION),
     }
 

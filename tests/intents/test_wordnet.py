@@ -1,0 +1,73 @@
+"""WordNet concepts: what an English word is, read from the real WordNet 3.0 files."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from ivr.intents import wordnet
+from ivr.intents.model import Concepts, IntentModel
+
+
+def test_a_word_gets_its_senses_files_and_hypernyms_through_its_inflections():
+    tomatoes = set(wordnet.concepts("tomatoes"))  # plural -> tomato
+    assert {"L:noun.food", "L:noun.plant", "H:n:vegetable", "H:n:food"} <= tomatoes
+    assert "H:n:worker" in wordnet.concepts("mechanic") and "H:n:worker" in wordnet.concepts("plumbers")
+    assert "L:verb.possession" in wordnet.concepts("refunded")  # suffix rule -ed
+    assert set(wordnet.concepts("went")) & set(wordnet.concepts("go"))  # irregular: the exception list
+    assert wordnet.concepts("xqzt") == ()
+
+
+def test_concepts_skip_stopwords_and_non_latin_words():
+    assert Concepts()("the tomatoes") == list(wordnet.concepts("tomatoes"))
+    assert Concepts()("我的 账号 被盗了") == [] and Concepts()("비밀번호 를 잊어버렸어요") == []
+
+
+TRAIN = (["how do i cook rice", "how do i bake bread", "what goes in a soup", "how long do i boil pasta"],
+         ["how do i send a file", "how do i make a group chat", "how do i share a photo", "where is the settings menu"])
+
+
+def _fit(**params) -> IntentModel:
+    texts = TRAIN[0] + TRAIN[1]
+    labels = ["out_of_scope"] * 4 + ["product_usage"] * 4
+    return IntentModel(calibration_folds=0, **params).fit(texts, labels)
+
+
+def test_a_word_never_seen_in_training_is_understood_by_what_it_is():
+    with_concepts, without = _fit(), _fit(wordnet="off")
+    assert "concepts" in [name for name, _ in with_concepts.features_.transformer_list]
+    assert "concepts" not in [name for name, _ in without.features_.transformer_list]
+    probe = "how do i peel carrots"  # neither word in training; carrots are food like rice and bread
+    oos = list(with_concepts.classes_).index("out_of_scope")
+    assert with_concepts.predict([probe])[0] == "out_of_scope"
+    assert with_concepts.predict_proba([probe])[0, oos] > without.predict_proba([probe])[0, oos]
+    np.testing.assert_allclose(with_concepts.proba_one(probe), with_concepts.predict_proba([probe])[0], atol=1e-12)
+
+
+def test_the_block_is_made_for_latin_script_data_only_unless_asked():
+    chinese = IntentModel(calibration_folds=0).fit(["我要退款", "钱没到账", "转人工", "我要找人工客服"],
+                                                   ["payment", "payment", "human", "human"])
+    assert "concepts" not in [name for name, _ in chinese.features_.transformer_list]
+    with pytest.raises(ValueError, match="wordnet must be"):
+        IntentModel(wordnet="maybe").fit(["a b", "c d"], ["x", "y"])
+
+
+def test_missing_wordnet_data_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(wordnet.WordNetMissing, match="make setup"):
+        wordnet.data_dir()
+
+
+def test_auto_keeps_the_block_only_when_held_out_folds_say_it_helps():
+    texts = TRAIN[0] + TRAIN[1] + ["how do i fry an egg", "how do i roast a chicken",
+                                   "how do i send a voice message", "how do i pin a chat"]
+    labels = ["out_of_scope"] * 4 + ["product_usage"] * 4 + ["out_of_scope"] * 2 + ["product_usage"] * 2
+    model = IntentModel(calibration_folds=3).fit(texts, labels)
+    kept = "concepts" in [name for name, _ in model.features_.transformer_list]
+    assert kept == (model.concepts_gain_ > 0)
+    width = sum(len(vec.vocabulary_) for _, vec in model.features_.transformer_list)
+    assert model.coef_t_.shape == (width, 2)  # the weights match the blocks kept
+    np.testing.assert_allclose(model.proba_one("how do i peel carrots"),
+                               model.predict_proba(["how do i peel carrots"])[0], atol=1e-12)
