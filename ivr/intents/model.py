@@ -176,7 +176,7 @@ class IntentModel(ClassifierMixin, BaseEstimator):
     Hangul words (``None``: no such block; chosen on cross-validation folds of the Korean
     data: 2-4 over 2-5 and 3-7, and over spans across words), ``wordnet`` the block of WordNet
     concepts: ``"auto"`` when most training texts have Latin-script words and the block makes
-    held-out folds of the training data more accurate, ``"on"``, ``"off"``
+    held-out folds of the training data clearly more accurate (sign test), ``"on"``, ``"off"``
     (5 senses and 8 hypernym levels chosen on the English data's cross-validation folds over
     1/2, 2/3, 3/5, 3/8 and 10/8). ``C`` and ``stack_C`` were
     chosen on a validation split of BANKING77's training data.
@@ -256,17 +256,19 @@ class IntentModel(ClassifierMixin, BaseEstimator):
         return self
 
     def _keep_concepts_if_they_help(self, matrix, y, folds: int):
-        """Drop the WordNet block unless the one SVM classifies held-out folds more accurately
-        with it: it lends world knowledge to a few thousand lines (the hotline's English), and
-        on large one-domain data it can add more noise ("bank", "card" and "charge" have
-        many senses) than knowledge."""
+        """Drop the WordNet block unless the one SVM classifies held-out folds of the training
+        data better with it by more than noise: of the utterances only one variant gets right,
+        the block's side must win by one standard error of that count (z >= 1, the
+        one-standard-error rule of model selection). It lends world knowledge to
+        a few thousand lines (the hotline's English: 68 against 39, z = 2.8); on large one-domain
+        data it is noise (BANKING77: 53 against 59; CLINC150: 71 against 70)."""
         cut = matrix.shape[1] - len(self.features_.transformer_list[-1][1].vocabulary_)
         oof = self._out_of_fold(matrix, y, [slice(None), slice(0, cut)], folds)
         k = len(self.classes_)
-        with_block, without = (np.mean(self.classes_[np.argmax(oof[:, i * k:(i + 1) * k], axis=1)] == y)
-                               for i in (0, 1))
-        self.concepts_gain_ = float(with_block - without)
-        if with_block > without:
+        with_block, without = (self.classes_[np.argmax(oof[:, i * k:(i + 1) * k], axis=1)] == y for i in (0, 1))
+        wins, losses = int(np.sum(with_block & ~without)), int(np.sum(without & ~with_block))
+        self.concepts_z_ = (wins - losses) / math.sqrt(wins + losses) if wins + losses else 0.0
+        if self.concepts_z_ >= 1.0:
             return matrix
         self.features_.transformer_list.pop()
         return matrix[:, :cut]

@@ -66,8 +66,23 @@ def test_auto_keeps_the_block_only_when_held_out_folds_say_it_helps():
     labels = ["out_of_scope"] * 4 + ["product_usage"] * 4 + ["out_of_scope"] * 2 + ["product_usage"] * 2
     model = IntentModel(calibration_folds=3).fit(texts, labels)
     kept = "concepts" in [name for name, _ in model.features_.transformer_list]
-    assert kept == (model.concepts_gain_ > 0)
+    assert kept == (model.concepts_z_ >= 1)
     width = sum(len(vec.vocabulary_) for _, vec in model.features_.transformer_list)
     assert model.coef_t_.shape == (width, 2)  # the weights match the blocks kept
     np.testing.assert_allclose(model.proba_one("how do i peel carrots"),
                                model.predict_proba(["how do i peel carrots"])[0], atol=1e-12)
+
+
+def test_the_shipped_english_data_keeps_the_block_and_it_is_used():
+    from pathlib import Path
+
+    from ivr.intents.data import load_examples
+
+    root = Path(__file__).resolve().parents[2]
+    english = [ex for ex in load_examples(root / "intents") if ex.language == "en"]
+    model = IntentModel().fit([ex.text for ex in english], [ex.category for ex in english])
+    assert model.concepts_z_ >= 1 and model.features_.transformer_list[-1][0] == "concepts"
+    # "carrots" is in no English line; its concepts (food, vegetable) are in the model's vocabulary
+    concepts = model.features_.transformer_list[-1][1]
+    assert "carrots" not in " ".join(ex.text for ex in english)
+    assert concepts.transform(["how do i peel carrots"]).nnz >= 3
