@@ -86,6 +86,11 @@ class Classifier:
     feedback_count: int = 0
     versions: dict[str, str] = field(default_factory=library_versions)
 
+    def __post_init__(self) -> None:
+        # WordNet's tables load in ~0.5 s: at start-up, not on the first English caller.
+        if any(model.uses_wordnet for model in self.models.values()):
+            wordnet.database()
+
     @property
     def categories(self) -> list[str]:
         return self.taxonomy.names

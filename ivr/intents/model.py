@@ -273,6 +273,10 @@ class IntentModel(ClassifierMixin, BaseEstimator):
         self.features_.transformer_list.pop()
         return matrix[:, :cut]
 
+    @property
+    def uses_wordnet(self) -> bool:
+        return any(name == "concepts" for name, _ in self.features_.transformer_list)
+
     def _views(self) -> list[slice]:
         """All blocks together, then each block alone (column ranges of the union)."""
         views, offset = [slice(None)], 0
