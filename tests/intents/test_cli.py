@@ -63,6 +63,19 @@ def test_doctor_checks_report_stale_then_current_model(small_config):
     run(small_config, "train")
     levels = {c.name: c.level for c in doctor_checks(small_config)}
     assert levels["intent model"] == "ok" and levels["intents data"] == "ok"
+    assert levels["wordnet"] == "ok"
+
+
+def test_doctor_names_missing_wordnet_data_and_the_fix(small_config, monkeypatch):
+    import importlib.util
+
+    from ivr.intents import wordnet
+    from ivr.intents.cli import doctor_checks
+
+    monkeypatch.setattr(wordnet, "_database", None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    check = {c.name: c for c in doctor_checks(small_config)}["wordnet"]
+    assert check.level == "fail" and "make setup" in check.detail and check.fix == "make setup"
 
 
 def test_bench_runs_the_hotline_pipeline_on_benchmark_formats(small_config, capsys, tmp_path):

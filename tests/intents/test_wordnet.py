@@ -17,6 +17,9 @@ def test_a_word_gets_its_senses_files_and_hypernyms_through_its_inflections():
     assert "H:n:worker" in wordnet.concepts("mechanic") and "H:n:worker" in wordnet.concepts("plumbers")
     assert "L:verb.possession" in wordnet.concepts("refunded")  # suffix rule -ed
     assert set(wordnet.concepts("went")) & set(wordnet.concepts("go"))  # irregular: the exception list
+    # a word in the index keeps its own senses beside its exception's: "found" (a company) and "find"
+    assert {"L:verb.creation", "L:verb.perception"} <= set(wordnet.concepts("found"))
+    assert "L:noun.attribute" in wordnet.concepts("stamina")  # its own sense, beside its exception "stamen"
     assert wordnet.concepts("xqzt") == ()
 
 
@@ -52,6 +55,29 @@ def test_the_block_is_made_for_latin_script_data_only_unless_asked():
     assert "concepts" not in [name for name, _ in chinese.features_.transformer_list]
     with pytest.raises(ValueError, match="wordnet must be"):
         IntentModel(wordnet="maybe").fit(["a b", "c d"], ["x", "y"])
+
+
+@pytest.mark.parametrize("stacking", ["on", "off"])
+def test_a_dropped_block_leaves_a_consistent_model(monkeypatch, stacking):
+    monkeypatch.setattr(IntentModel, "CONCEPTS_MIN_Z", float("inf"))  # the gate always drops it
+    texts = TRAIN[0] + TRAIN[1] + ["how do i fry an egg", "how do i roast a chicken",
+                                   "how do i send a voice message", "how do i pin a chat"]
+    labels = ["out_of_scope"] * 4 + ["product_usage"] * 4 + ["out_of_scope"] * 2 + ["product_usage"] * 2
+    model = IntentModel(calibration_folds=3, stacking=stacking).fit(texts, labels)
+    plain = IntentModel(calibration_folds=3, stacking=stacking, wordnet="off").fit(texts, labels)
+    assert not model.uses_wordnet and not np.isnan(model.concepts_z_)
+    width = sum(len(vec.vocabulary_) for _, vec in model.features_.transformer_list)
+    assert model.coef_t_.shape == (width, 2)
+    probe = ["how do i peel carrots", "how do i mute a group"]
+    np.testing.assert_allclose(np.vstack([model.proba_one(t) for t in probe]), model.predict_proba(probe), atol=1e-12)
+    np.testing.assert_allclose(model.predict_proba(probe), plain.predict_proba(probe), atol=1e-9)
+
+
+def test_words_wordnet_does_not_know_give_no_block_and_on_says_why():
+    texts, labels = ["zorp qwix", "qwix zorpy", "vorp blarg", "blarg vorpy"], ["a", "a", "b", "b"]
+    assert not IntentModel(calibration_folds=0).fit(texts, labels).uses_wordnet
+    with pytest.raises(ValueError, match="no training utterance has a word WordNet knows"):
+        IntentModel(calibration_folds=0, wordnet="on").fit(texts, labels)
 
 
 def test_missing_wordnet_data_is_a_clear_error(monkeypatch):
