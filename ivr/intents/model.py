@@ -418,16 +418,36 @@ class IntentModel(ClassifierMixin, BaseEstimator):
         return _softmax(self.margins_one(text) / self.temperature_)
 
 
-def _parallel(jobs: list) -> list:
-    """Run independent SVM fits on every core (liblinear releases the GIL while it trains)."""
-    import os
-    from concurrent.futures import ThreadPoolExecutor
+_JOBS: list = []  # the jobs of the running _parallel call, inherited by its forked workers
 
+
+def _run_job(i: int):
+    return _JOBS[i]()
+
+
+def _parallel(jobs: list) -> list:
+    """Run independent SVM fits on every core, each in a forked worker process.
+
+    Not threads, though liblinear releases the GIL: its solver draws from one random
+    generator per process (sklearn's ``set_seed``), so fits in concurrent threads reseed and
+    consume each other's sequence and the same data trains a (slightly) different model
+    from run to run. A forked worker inherits the matrix without copying it and sends back
+    only the weights or margins. Where fork is unavailable, or inside a worker, the jobs
+    run one after another: same results, one core."""
+    import multiprocessing
+    import os
+
+    global _JOBS
     workers = min(len(jobs), os.cpu_count() or 1)
-    if workers <= 1:
+    if (workers <= 1 or "fork" not in multiprocessing.get_all_start_methods()
+            or multiprocessing.current_process().daemon):
         return [job() for job in jobs]
-    with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(lambda job: job(), jobs))
+    _JOBS = jobs
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            return pool.map(_run_job, range(len(jobs)), chunksize=1)
+    finally:
+        _JOBS = []
 
 
 def _margins(svm: LinearSVC, matrix) -> np.ndarray:

@@ -107,3 +107,17 @@ def test_auto_stacking_follows_the_held_out_comparison_and_bad_values_are_refuse
     assert not IntentModel(calibration_folds=0).fit(texts, labels).stacked_  # raw margins: one SVM
     with pytest.raises(ValueError, match="stacking must be"):
         IntentModel(stacking="maybe").fit(texts, labels)
+
+
+def test_training_is_reproducible_whether_the_fits_run_in_parallel_or_not(monkeypatch):
+    import os
+
+    # liblinear's solver shuffles with one generator per process: fits sharing a process
+    # (threads) would perturb each other's sequence and the weights would differ run to run.
+    texts, labels = _banking_slice(classes=6, per_class=25)
+    parallel = [IntentModel(stacking="on").fit(texts, labels) for _ in range(2)]
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    serial = IntentModel(stacking="on").fit(texts, labels)
+    for model in parallel:
+        np.testing.assert_array_equal(model.coef_t_, serial.coef_t_)
+        assert model.temperature_ == serial.temperature_
