@@ -50,6 +50,17 @@ def config_file(tmp_path):
     return tmp_path / "config.yaml"
 
 
+def copy_trained_model(config_file: Path) -> None:
+    """Give a scratch config the model `make setup` trained on the same intents/ data, so
+    servers started on it load it instead of each training their own (it is retrained on
+    load all the same if the data or library versions differ)."""
+    trained = ROOT / "var" / "intents" / "model.joblib"
+    if trained.exists():
+        target = config_file.parent / "var" / "intents"
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(trained, target / trained.name)
+
+
 @pytest.fixture
 def clean_env(monkeypatch):
     """No deployment overrides leak in from the developer's shell."""
