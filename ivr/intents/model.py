@@ -418,7 +418,12 @@ class IntentModel(ClassifierMixin, BaseEstimator):
         return _softmax(self.margins_one(text) / self.temperature_)
 
 
-_JOBS: list = []  # the jobs of the running _parallel call, inherited by its forked workers
+_JOBS: list = []  # in a worker process: the jobs of the _parallel call that forked it
+
+
+def _take_jobs(jobs: list) -> None:
+    global _JOBS
+    _JOBS = jobs
 
 
 def _run_job(i: int):
@@ -431,23 +436,19 @@ def _parallel(jobs: list) -> list:
     Not threads, though liblinear releases the GIL: its solver draws from one random
     generator per process (sklearn's ``set_seed``), so fits in concurrent threads reseed and
     consume each other's sequence and the same data trains a (slightly) different model
-    from run to run. A forked worker inherits the matrix without copying it and sends back
-    only the weights or margins. Where fork is unavailable, or inside a worker, the jobs
-    run one after another: same results, one core."""
+    from run to run. A forked worker inherits the jobs and the matrix they close over without
+    copying or pickling them (a fork start passes the initializer's arguments as they are) and
+    sends back only the weights or margins. Where fork is unavailable, or inside a worker, the
+    jobs run one after another: same results, one core."""
     import multiprocessing
     import os
 
-    global _JOBS
     workers = min(len(jobs), os.cpu_count() or 1)
     if (workers <= 1 or "fork" not in multiprocessing.get_all_start_methods()
             or multiprocessing.current_process().daemon):
         return [job() for job in jobs]
-    _JOBS = jobs
-    try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            return pool.map(_run_job, range(len(jobs)), chunksize=1)
-    finally:
-        _JOBS = []
+    with multiprocessing.get_context("fork").Pool(workers, initializer=_take_jobs, initargs=(jobs,)) as pool:
+        return pool.map(_run_job, range(len(jobs)), chunksize=1)
 
 
 def _margins(svm: LinearSVC, matrix) -> np.ndarray:

@@ -111,13 +111,20 @@ def test_auto_stacking_follows_the_held_out_comparison_and_bad_values_are_refuse
 
 def test_training_is_reproducible_whether_the_fits_run_in_parallel_or_not(monkeypatch):
     import os
+    from concurrent.futures import ThreadPoolExecutor
 
     # liblinear's solver shuffles with one generator per process: fits sharing a process
     # (threads) would perturb each other's sequence and the weights would differ run to run.
-    texts, labels = _banking_slice(classes=6, per_class=25)
-    parallel = [IntentModel(stacking="on").fit(texts, labels) for _ in range(2)]
+    data = [_banking_slice(classes=6, per_class=25), _banking_slice(classes=4, per_class=30)]
+
+    def train(i):
+        return IntentModel(stacking="on").fit(*data[i])
+
+    parallel = [train(0)]
+    with ThreadPoolExecutor(2) as pool:  # two trainings at once in one process: neither disturbs the other
+        parallel += list(pool.map(train, [0, 1]))
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
-    serial = IntentModel(stacking="on").fit(texts, labels)
-    for model in parallel:
-        np.testing.assert_array_equal(model.coef_t_, serial.coef_t_)
-        assert model.temperature_ == serial.temperature_
+    serial = [train(0), train(1)]
+    for model, i in zip(parallel, [0, 0, 1]):
+        np.testing.assert_array_equal(model.coef_t_, serial[i].coef_t_)
+        assert model.temperature_ == serial[i].temperature_
