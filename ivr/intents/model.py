@@ -17,8 +17,10 @@ Features, built for short noisy transcripts in English, Chinese and Korean:
   recognizer's spelling); the block is made only when the training data has Hangul;
 - for English, WordNet concepts of each content word (``ivr.intents.wordnet``: its
   lexicographer files and hypernyms, "tomatoes" -> food, plant), so words the training
-  data never had still say what they are about; made when most training texts are in
-  Latin script.
+  data never had still say what they are about, and the affect of each word in VADER's
+  lexicon (``ivr.intents.affect``: negative, strongly negative, positive), so a bare
+  "pathetic" is as upset as "terrible"; these two lexicon blocks are made when most
+  training texts are in Latin script, and kept when held-out folds say they help.
 
 Each block is TF-IDF (sublinear tf, l2-normalised). Linear SVMs separate the classes, one
 over all blocks together and one over each block alone (each block is a different view of
@@ -49,10 +51,10 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import FeatureUnion
 from sklearn.svm import LinearSVC
 
-from ivr.intents import wordnet
+from ivr.intents import affect, wordnet
 
 # Bumped whenever features or training change, so saved models are retrained.
-MODEL_VERSION = 7
+MODEL_VERSION = 8
 # "auto" stacking is considered only with at least this many examples of every class.
 STACK_MIN_PER_CLASS = 20
 
@@ -141,6 +143,17 @@ class Concepts:
         return grams
 
 
+class Affect:
+    """VADER's affect tokens of the utterance's words (all of them: "no" and "not" count)."""
+
+    def __call__(self, text: str) -> list[str]:
+        return [token for word in words(text) for token in affect.tokens(word)]
+
+
+# Blocks drawn from English lexicons (WordNet, VADER): last in the union, kept or dropped together.
+LEXICON_BLOCKS = ("concepts", "affect")
+
+
 def _mostly_latin(texts) -> bool:
     return sum(bool(_LATIN_WORD.search(t)) for t in texts) > len(texts) / 2
 
@@ -174,27 +187,27 @@ class IntentModel(ClassifierMixin, BaseEstimator):
     not the hotline's own few thousand utterances), ``"on"``, or ``"off"``; ``stack_C`` the
     regularisation of the stacking regression, ``jamo_range`` the letter n-gram sizes inside
     Hangul words (``None``: no such block; chosen on cross-validation folds of the Korean
-    data: 2-4 over 2-5 and 3-7, and over spans across words), ``wordnet`` the block of WordNet
-    concepts: ``"auto"`` when most training texts have Latin-script words and the block makes
-    held-out folds of the training data clearly more accurate (sign test), ``"on"``, ``"off"``
-    (5 senses and 8 hypernym levels chosen on the English data's cross-validation folds over
-    1/2, 2/3, 3/5, 3/8 and 10/8). ``C`` and ``stack_C`` were
+    data: 2-4 over 2-5 and 3-7, and over spans across words), ``lexicons`` the blocks of WordNet
+    concepts and VADER affect: ``"auto"`` when most training texts have Latin-script words and
+    the blocks make held-out folds of the training data clearly more accurate (sign test),
+    ``"on"``, ``"off"`` (5 senses and 8 hypernym levels chosen on the English data's
+    cross-validation folds over 1/2, 2/3, 3/5, 3/8 and 10/8). ``C`` and ``stack_C`` were
     chosen on a validation split of BANKING77's training data.
     """
 
-    # The WordNet gate keeps the block when its sign test's z reaches this (one standard error).
-    CONCEPTS_MIN_Z = 1.0
+    # The lexicon gate keeps the blocks when its sign test's z reaches this (one standard error).
+    LEXICONS_MIN_Z = 1.0
 
     def __init__(self, C: float = 0.5, char_range: tuple[int, int] = (1, 5),
                  span_range: tuple[int, int] | None = (2, 5), stem: int = 4,
                  calibration_folds: int = 5, stacking: str = "auto", stack_C: float = 0.03,
                  random_state: int = 0, jamo_range: tuple[int, int] | None = (2, 4),
-                 wordnet: str = "auto"):
+                 lexicons: str = "auto"):
         self.C = C
         self.char_range = char_range
         self.span_range = span_range
         self.jamo_range = jamo_range
-        self.wordnet = wordnet
+        self.lexicons = lexicons
         self.stem = stem
         self.calibration_folds = calibration_folds
         self.stacking = stacking
@@ -214,13 +227,15 @@ class IntentModel(ClassifierMixin, BaseEstimator):
             blocks.append(("spans", block(SpanNgrams(*self.span_range))))
         if self.jamo_range and any(_HANGUL.search(t) for t in texts):
             blocks.append(("jamo", block(JamoNgrams(*self.jamo_range))))
-        if self.wordnet not in ("auto", "on", "off"):
-            raise ValueError(f"wordnet must be 'auto', 'on' or 'off', not {self.wordnet!r}")
-        if self.wordnet == "on" or (self.wordnet == "auto" and _mostly_latin(texts)):
+        if self.lexicons not in ("auto", "on", "off"):
+            raise ValueError(f"lexicons must be 'auto', 'on' or 'off', not {self.lexicons!r}")
+        if self.lexicons == "on" or (self.lexicons == "auto" and _mostly_latin(texts)):
             if any(map(Concepts(), texts)):
                 blocks.append(("concepts", block(Concepts())))
-            elif self.wordnet == "on":
-                raise ValueError("wordnet='on', but no training utterance has a word WordNet knows")
+            if any(map(Affect(), texts)):
+                blocks.append(("affect", block(Affect())))
+            if self.lexicons == "on" and not any(name in LEXICON_BLOCKS for name, _ in blocks):
+                raise ValueError("lexicons='on', but no training utterance has a word WordNet or VADER knows")
         return FeatureUnion(blocks)
 
     def _svm(self) -> LinearSVC:
@@ -230,7 +245,7 @@ class IntentModel(ClassifierMixin, BaseEstimator):
         texts = [normalize(t) for t in X]
         y = np.asarray(y)
         self.features_ = self._features(texts)
-        self.concepts_z_ = float("nan")  # the WordNet gate's sign test, when it runs
+        self.lexicons_z_ = float("nan")  # the lexicon gate's sign test, when it runs
         matrix = self.features_.fit_transform(texts).tocsr()
         self.classes_ = np.unique(y)
         _, counts = np.unique(y, return_counts=True)
@@ -244,8 +259,8 @@ class IntentModel(ClassifierMixin, BaseEstimator):
             # A second-level fit needs data of its own: a tiny training set gets the one SVM.
             big_enough = self.stacking == "on" or int(counts.min()) >= STACK_MIN_PER_CLASS
             all_blocks = None  # out-of-fold margins of the SVM over all blocks, once the gate has them
-            if self.wordnet == "auto" and self.uses_wordnet:
-                matrix, all_blocks = self._keep_concepts_if_they_help(matrix, y, folds)
+            if self.lexicons == "auto" and self.uses_lexicons:
+                matrix, all_blocks = self._keep_lexicons_if_they_help(matrix, y, folds)
             views = self._views() if self.stacking != "off" and big_enough and len(self.classes_) > 2 \
                 else [slice(None)]
             oof = self._out_of_fold(matrix, y, views, folds, all_blocks)
@@ -263,30 +278,38 @@ class IntentModel(ClassifierMixin, BaseEstimator):
         self._build_fast_path()
         return self
 
-    def _keep_concepts_if_they_help(self, matrix, y, folds: int) -> tuple:
-        """Drop the WordNet block unless the one SVM classifies held-out folds of the training
-        data better with it by more than noise: of the utterances only one variant gets right,
-        the block's side must win by one standard error of that count (z >= 1, the
-        one-standard-error rule of model selection). It lends world knowledge to
-        a few thousand lines (the hotline's English: 70 against 37, z = 3.2); on large one-domain
-        data it is noise (BANKING77: 53 against 58; CLINC150: 71 against 70).
+    def _keep_lexicons_if_they_help(self, matrix, y, folds: int) -> tuple:
+        """Drop the lexicon blocks (WordNet concepts, VADER affect) unless the one SVM classifies
+        held-out folds of the training data better with them by more than noise: of the
+        utterances only one variant gets right, the lexicons' side must win by one standard
+        error of that count (z >= 1, the one-standard-error rule of model selection). They lend
+        world knowledge to a few thousand lines (the hotline's English: 76 against 46,
+        z = 2.7); on large one-domain data they are noise (BANKING77, CLINC150: see
+        intents/README.md).
 
-        Returns the matrix (without the block if dropped) and the out-of-fold margins of the
+        Returns the matrix (without the blocks if dropped) and the out-of-fold margins of the
         SVM over all of its blocks, which the views' out-of-fold fits then need not repeat."""
-        cut = matrix.shape[1] - len(self.features_.transformer_list[-1][1].vocabulary_)
+        names = [name for name, _ in self.features_.transformer_list]
+        first = next(i for i, name in enumerate(names) if name in LEXICON_BLOCKS)
+        assert all(name in LEXICON_BLOCKS for name in names[first:]), names  # the lexicons come last
+        cut = sum(len(vec.vocabulary_) for _, vec in self.features_.transformer_list[:first])
         oof = self._out_of_fold(matrix, y, [slice(None), slice(0, cut)], folds)
         k = len(self.classes_)
         with_block, without = (self.classes_[np.argmax(oof[:, i * k:(i + 1) * k], axis=1)] == y for i in (0, 1))
         wins, losses = int(np.sum(with_block & ~without)), int(np.sum(without & ~with_block))
-        self.concepts_z_ = (wins - losses) / math.sqrt(wins + losses) if wins + losses else 0.0
-        if self.concepts_z_ >= self.CONCEPTS_MIN_Z:
+        self.lexicons_z_ = (wins - losses) / math.sqrt(wins + losses) if wins + losses else 0.0
+        if self.lexicons_z_ >= self.LEXICONS_MIN_Z:
             return matrix, oof[:, :k]
-        self.features_.transformer_list.pop()
+        del self.features_.transformer_list[first:]
         return matrix[:, :cut], oof[:, k:]
 
     @property
     def uses_wordnet(self) -> bool:
         return any(name == "concepts" for name, _ in self.features_.transformer_list)
+
+    @property
+    def uses_lexicons(self) -> bool:
+        return any(name in LEXICON_BLOCKS for name, _ in self.features_.transformer_list)
 
     def _views(self) -> list[slice]:
         """All blocks together, then each block alone (column ranges of the union)."""

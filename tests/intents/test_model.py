@@ -53,8 +53,8 @@ def test_span_block_can_be_switched_off_and_both_variants_learn():
     labels = ["payment"] * 3 + ["human"] * 3
     with_spans = IntentModel(calibration_folds=0).fit(texts, labels)
     without = IntentModel(span_range=None, calibration_folds=0).fit(texts, labels)
-    assert [name for name, _ in with_spans.features_.transformer_list] == ["words", "chars", "pairs", "spans", "concepts"]
-    assert [name for name, _ in without.features_.transformer_list] == ["words", "chars", "pairs", "concepts"]
+    assert [name for name, _ in with_spans.features_.transformer_list] == ["words", "chars", "pairs", "spans", "concepts", "affect"]
+    assert [name for name, _ in without.features_.transformer_list] == ["words", "chars", "pairs", "concepts", "affect"]
     for model in (with_spans, without):
         assert list(model.predict(["refund please", "a person please"])) == ["payment", "human"]
         np.testing.assert_allclose(model.proba_one("refund please"), model.predict_proba(["refund please"])[0])
@@ -84,8 +84,8 @@ def _banking_slice(classes: int = 12, per_class: int = 40):
 
 def test_a_stacked_model_folds_into_one_linear_map_that_the_fast_path_computes():
     texts, labels = _banking_slice()
-    stacked = IntentModel(stacking="on", wordnet="off").fit(texts, labels)
-    plain = IntentModel(stacking="off", wordnet="off").fit(texts, labels)
+    stacked = IntentModel(stacking="on", lexicons="off").fit(texts, labels)
+    plain = IntentModel(stacking="off", lexicons="off").fit(texts, labels)
     assert stacked.stacked_ and not plain.stacked_
     # five views (all blocks, then each of the four blocks) weighed class by class
     assert stacked.stack_.coef_.shape == (12, 5 * 12)

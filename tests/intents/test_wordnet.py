@@ -39,7 +39,7 @@ def _fit(**params) -> IntentModel:
 
 
 def test_a_word_never_seen_in_training_is_understood_by_what_it_is():
-    with_concepts, without = _fit(), _fit(wordnet="off")
+    with_concepts, without = _fit(), _fit(lexicons="off")
     assert "concepts" in [name for name, _ in with_concepts.features_.transformer_list]
     assert "concepts" not in [name for name, _ in without.features_.transformer_list]
     probe = "how do i peel carrots"  # neither word in training; carrots are food like rice and bread
@@ -52,20 +52,20 @@ def test_a_word_never_seen_in_training_is_understood_by_what_it_is():
 def test_the_block_is_made_for_latin_script_data_only_unless_asked():
     chinese = IntentModel(calibration_folds=0).fit(["我要退款", "钱没到账", "转人工", "我要找人工客服"],
                                                    ["payment", "payment", "human", "human"])
-    assert "concepts" not in [name for name, _ in chinese.features_.transformer_list]
-    with pytest.raises(ValueError, match="wordnet must be"):
-        IntentModel(wordnet="maybe").fit(["a b", "c d"], ["x", "y"])
+    assert not chinese.uses_lexicons  # neither WordNet's concepts nor VADER's affect
+    with pytest.raises(ValueError, match="lexicons must be"):
+        IntentModel(lexicons="maybe").fit(["a b", "c d"], ["x", "y"])
 
 
 @pytest.mark.parametrize("stacking", ["on", "off"])
 def test_a_dropped_block_leaves_a_consistent_model(monkeypatch, stacking):
-    monkeypatch.setattr(IntentModel, "CONCEPTS_MIN_Z", float("inf"))  # the gate always drops it
+    monkeypatch.setattr(IntentModel, "LEXICONS_MIN_Z", float("inf"))  # the gate always drops it
     texts = TRAIN[0] + TRAIN[1] + ["how do i fry an egg", "how do i roast a chicken",
                                    "how do i send a voice message", "how do i pin a chat"]
     labels = ["out_of_scope"] * 4 + ["product_usage"] * 4 + ["out_of_scope"] * 2 + ["product_usage"] * 2
     model = IntentModel(calibration_folds=3, stacking=stacking).fit(texts, labels)
-    plain = IntentModel(calibration_folds=3, stacking=stacking, wordnet="off").fit(texts, labels)
-    assert not model.uses_wordnet and not np.isnan(model.concepts_z_)
+    plain = IntentModel(calibration_folds=3, stacking=stacking, lexicons="off").fit(texts, labels)
+    assert not model.uses_lexicons and not np.isnan(model.lexicons_z_)
     width = sum(len(vec.vocabulary_) for _, vec in model.features_.transformer_list)
     assert model.coef_t_.shape == (width, 2)
     probe = ["how do i peel carrots", "how do i mute a group"]
@@ -75,9 +75,9 @@ def test_a_dropped_block_leaves_a_consistent_model(monkeypatch, stacking):
 
 def test_words_wordnet_does_not_know_give_no_block_and_on_says_why():
     texts, labels = ["zorp qwix", "qwix zorpy", "vorp blarg", "blarg vorpy"], ["a", "a", "b", "b"]
-    assert not IntentModel(calibration_folds=0).fit(texts, labels).uses_wordnet
-    with pytest.raises(ValueError, match="no training utterance has a word WordNet knows"):
-        IntentModel(calibration_folds=0, wordnet="on").fit(texts, labels)
+    assert not IntentModel(calibration_folds=0).fit(texts, labels).uses_lexicons
+    with pytest.raises(ValueError, match="no training utterance has a word WordNet or VADER knows"):
+        IntentModel(calibration_folds=0, lexicons="on").fit(texts, labels)
 
 
 def test_missing_wordnet_data_is_a_clear_error(monkeypatch):
@@ -92,7 +92,7 @@ def test_auto_keeps_the_block_only_when_held_out_folds_say_it_helps():
     labels = ["out_of_scope"] * 4 + ["product_usage"] * 4 + ["out_of_scope"] * 2 + ["product_usage"] * 2
     model = IntentModel(calibration_folds=3).fit(texts, labels)
     kept = "concepts" in [name for name, _ in model.features_.transformer_list]
-    assert kept == (model.concepts_z_ >= 1)
+    assert kept == (model.lexicons_z_ >= 1)
     width = sum(len(vec.vocabulary_) for _, vec in model.features_.transformer_list)
     assert model.coef_t_.shape == (width, 2)  # the weights match the blocks kept
     np.testing.assert_allclose(model.proba_one("how do i peel carrots"),
@@ -107,8 +107,9 @@ def test_the_shipped_english_data_keeps_the_block_and_it_is_used():
     root = Path(__file__).resolve().parents[2]
     english = [ex for ex in load_examples(root / "intents") if ex.language == "en"]
     model = IntentModel().fit([ex.text for ex in english], [ex.category for ex in english])
-    assert model.concepts_z_ >= 1 and model.uses_wordnet
+    blocks = dict(model.features_.transformer_list)
+    assert model.lexicons_z_ >= 1 and {"concepts", "affect"} <= set(blocks)
     # "carrots" is in no English line; its concepts (food, vegetable) are in the model's vocabulary
-    concepts = model.features_.transformer_list[-1][1]
+    concepts = blocks["concepts"]
     assert "carrots" not in " ".join(ex.text for ex in english)
     assert concepts.transform(["how do i peel carrots"]).nnz >= 3
