@@ -18,10 +18,15 @@ SPEECH = ROOT / "tests" / "fixtures" / "speech"
 
 
 def write_config(folder: Path, *, agents: int = 2, edit=None, rules_edit=None) -> Path:
-    """A scratch config (absolute paths, bench agents with every skill) and its own classifier file."""
+    """A scratch config (absolute paths, bench agents with every skill) and its own classifier
+    file: a copy of the model `make setup` trained on the same data (retrained on load all the
+    same if the data or libraries differ), unless the test put its own file there first."""
     from ivr.bench.target import scratch_config
 
     shutil.copytree(ROOT / "intents", folder / "intents", dirs_exist_ok=True)
+    trained, own = ROOT / "var" / "intents" / "model.joblib", folder / "model.joblib"
+    if trained.exists() and not own.exists():
+        shutil.copy(trained, own)
 
     def own_files(data):
         data["classifier"]["data_dir"] = str(folder / "intents")
