@@ -50,15 +50,15 @@ def config_file(tmp_path):
     return tmp_path / "config.yaml"
 
 
-def copy_trained_model(config_file: Path) -> None:
-    """Give a scratch config the model `make setup` trained on the same intents/ data, so
-    servers started on it load it instead of each training their own (it is retrained on
-    load all the same if the data or library versions differ)."""
+def copy_trained_model(model_path: Path) -> None:
+    """Put the model `make setup` trained on the same intents/ data at ``model_path``, so a
+    server started on a scratch config loads it instead of training its own (it is retrained
+    on load all the same if the data or library versions differ). A file the test put there
+    itself is kept."""
     trained = ROOT / "var" / "intents" / "model.joblib"
-    if trained.exists():
-        target = config_file.parent / "var" / "intents"
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copy(trained, target / trained.name)
+    if trained.exists() and not model_path.exists():
+        model_path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(trained, model_path)
 
 
 @pytest.fixture

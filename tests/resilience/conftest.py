@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.conftest import copy_trained_model
+
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC_URL = "https://hotline.test"
 TWILIO_TOKEN = "resilience-twilio-token"
@@ -24,9 +26,7 @@ def write_config(folder: Path, *, agents: int = 2, edit=None, rules_edit=None) -
     from ivr.bench.target import scratch_config
 
     shutil.copytree(ROOT / "intents", folder / "intents", dirs_exist_ok=True)
-    trained, own = ROOT / "var" / "intents" / "model.joblib", folder / "model.joblib"
-    if trained.exists() and not own.exists():
-        shutil.copy(trained, own)
+    copy_trained_model(folder / "model.joblib")
 
     def own_files(data):
         data["classifier"]["data_dir"] = str(folder / "intents")
