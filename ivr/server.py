@@ -52,10 +52,12 @@ def serve(config: Config, host: str | None = None, port: int | None = None,
             # Each worker loads the config again so it sees the shared REDIS_URL.
             from ivr import config as config_mod
             from ivr.app import create_app
+            from ivr.services import build_services
 
             cfg = config_mod.load(config_path)
             logs.configure(cfg.logging.level, cfg.logging.json_lines)
-            return create_app(cfg)
+            # The classifier is kept current while serving, never trained before the first request.
+            return create_app(cfg, build_services(cfg, config_path=config_path))
 
     log.info("serving", extra={"bind": bind, "workers": options["workers"], "threads": options["threads"]})
     print(f"Hotline listening on http://{bind}  (Ctrl-C to stop)", flush=True)

@@ -26,6 +26,7 @@ class Services:
     speech: Any = None       # ivr.asr.engine.SpeechEngine
     classifier: Any = None   # ivr.intents.classifier.Classifier
     router: Any = None       # ivr.routing.router.Router
+    live: Any = None         # ivr.intents.live.LiveClassifier: keeps `classifier` current in a server
     problems: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -33,7 +34,7 @@ class Services:
         return self.store.client
 
     def close(self) -> None:
-        for part in (self.router, self.speech):
+        for part in (self.live, self.router, self.speech):
             closer = getattr(part, "close", None)
             if closer:
                 closer()
@@ -49,8 +50,13 @@ def _try(services: Services, name: str, build: Callable[[], Any]) -> Any:
         return None
 
 
-def build_services(config: Config, store: Store | None = None, *, speech: bool = True) -> Services:
-    """Load every part. ``speech=False`` skips the speech models (CLI tools that don't listen)."""
+def build_services(config: Config, store: Store | None = None, *, speech: bool = True,
+                   config_path: str | None = None) -> Services:
+    """Load every part. ``speech=False`` skips the speech models (CLI tools that don't listen).
+
+    ``config_path`` (a server: the file ``config`` was read from) keeps the classifier current
+    while serving (``ivr.intents.live``): a stale or missing model is retrained in a child
+    process instead of before the first request, and new model files are swapped in."""
     store = store or open_store(config)
     services = Services(config=config, store=store, keys=Keys(config.redis.key_prefix))
 
@@ -59,9 +65,18 @@ def build_services(config: Config, store: Store | None = None, *, speech: bool =
 
         services.speech = _try(services, "speech", lambda: load_speech(config))
 
-    from ivr.intents.classifier import load_classifier
+    if config_path is not None:
+        from ivr.intents.live import LiveClassifier
 
-    services.classifier = _try(services, "classifier", lambda: load_classifier(config))
+        def publish(classifier) -> None:
+            services.classifier = classifier
+
+        services.live = _try(services, "classifier",
+                             lambda: LiveClassifier(config, config_path, publish, services.problems).start())
+    else:
+        from ivr.intents.classifier import load_classifier
+
+        services.classifier = _try(services, "classifier", lambda: load_classifier(config))
 
     from ivr.routing.router import Router
 

@@ -205,6 +205,8 @@ def staleness(config) -> str | None:
 def train_from_config(config, feedback: list[Example] | None = None) -> Classifier:
     """Train on ``intents/`` (plus agents' corrections, if given) and save to the model path."""
     data_dir = config.path(config.classifier.data_dir)
+    # The digest first: an edit while training makes the saved model look stale, not current.
+    digest = data_mod.data_hash(data_dir)
     try:
         taxonomy = data_mod.load_taxonomy(data_dir)
         examples = data_mod.load_examples(data_dir, taxonomy)
@@ -216,13 +218,19 @@ def train_from_config(config, feedback: list[Example] | None = None) -> Classifi
     kept = [ex for ex in examples if (ex.language, data_mod.clean_text(ex.text)) not in corrected]
     thresholds = config.classifier.thresholds
     started = time.perf_counter()
-    classifier = train(kept + feedback, taxonomy, data_hash=data_mod.data_hash(data_dir),
+    classifier = train(kept + feedback, taxonomy, data_hash=digest,
                        feedback_count=len(feedback), confident=thresholds.confident, reprompt=thresholds.reprompt)
     save(classifier, config.path(config.classifier.model_path))
     log.info("intent model trained", extra={"examples": len(kept) + len(feedback), "feedback": len(feedback),
                                            "languages": classifier.languages,
                                            "seconds": round(time.perf_counter() - started, 2)})
     return classifier
+
+
+def classifier_from_artifact(artifact: dict, thresholds) -> Classifier:
+    """The classifier a file read by :func:`read_artifact` holds, with the config's thresholds."""
+    return Classifier(artifact["taxonomy"], artifact["models"], thresholds.confident, thresholds.reprompt,
+                      artifact["data_hash"], artifact["trained_at"], artifact["feedback_count"], artifact["versions"])
 
 
 def load_classifier(config) -> Classifier:
@@ -239,7 +247,6 @@ def load_classifier(config) -> Classifier:
     except ValueError as exc:
         reason = str(exc)
     if reason is None:
-        return Classifier(artifact["taxonomy"], artifact["models"], thresholds.confident, thresholds.reprompt,
-                          artifact["data_hash"], artifact["trained_at"], artifact["feedback_count"], artifact["versions"])
+        return classifier_from_artifact(artifact, thresholds)
     log.warning("retraining the intent model", extra={"reason": reason, "model_path": str(path)})
     return train_from_config(config)
