@@ -187,19 +187,23 @@ def read_artifact(path: str | Path) -> dict:
     return artifact
 
 
-def staleness(config) -> str | None:
-    """Why the saved model must be retrained, or None when it is current."""
+def _saved_artifact(config) -> tuple[dict | None, str | None]:
+    """The saved artifact if it is current, else None and why it must be retrained."""
     path = config.path(config.classifier.model_path)
     try:
         artifact = read_artifact(path)
     except FileNotFoundError:
-        return f"{path} does not exist"
+        return None, f"{path} does not exist"
     except ValueError as exc:
-        return str(exc)
-    current = data_mod.data_hash(config.path(config.classifier.data_dir))
-    if artifact["data_hash"] != current:
-        return f"the data in {config.classifier.data_dir}/ changed since the model was trained"
-    return None
+        return None, str(exc)
+    if artifact["data_hash"] != data_mod.data_hash(config.path(config.classifier.data_dir)):
+        return None, f"the data in {config.classifier.data_dir}/ changed since the model was trained"
+    return artifact, None
+
+
+def staleness(config) -> str | None:
+    """Why the saved model must be retrained, or None when it is current."""
+    return _saved_artifact(config)[1]
 
 
 def train_from_config(config, feedback: list[Example] | None = None) -> Classifier:
@@ -235,18 +239,9 @@ def classifier_from_artifact(artifact: dict, thresholds) -> Classifier:
 
 def load_classifier(config) -> Classifier:
     """The classifier for this process: the saved model if current, else a fresh one (saved)."""
-    path = config.path(config.classifier.model_path)
-    thresholds = config.classifier.thresholds
-    reason = None
-    try:
-        artifact = read_artifact(path)
-        if artifact["data_hash"] != data_mod.data_hash(config.path(config.classifier.data_dir)):
-            reason = "training data changed"
-    except FileNotFoundError:
-        reason = "no saved model"
-    except ValueError as exc:
-        reason = str(exc)
-    if reason is None:
-        return classifier_from_artifact(artifact, thresholds)
-    log.warning("retraining the intent model", extra={"reason": reason, "model_path": str(path)})
+    artifact, reason = _saved_artifact(config)
+    if artifact is not None:
+        return classifier_from_artifact(artifact, config.classifier.thresholds)
+    log.warning("retraining the intent model",
+                extra={"reason": reason, "model_path": str(config.path(config.classifier.model_path))})
     return train_from_config(config)

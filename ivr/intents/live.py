@@ -10,9 +10,10 @@ accept connections, so Twilio's webhooks would hang for the 15-30 s a training t
   data folder: a new model file (``ivr intents train``, ``--with-feedback`` after agents'
   corrections, or the background retrain) is loaded beside the one in use and swapped in;
   an edit of ``intents/`` whose digest the model in use was not trained on starts a retrain;
-- a retrain is ``ivr intents train`` in a child process (its own memory and cores, nothing
-  forked from a threaded worker), with ``--with-feedback`` when the model in use had folded
-  corrections in, so a data edit does not undo them. A lock file next to the model lets one
+- a retrain is ``ivr intents train`` in a child process (its own memory, nothing forked
+  from a threaded worker, and a lower CPU priority than the workers decoding live calls),
+  with ``--with-feedback`` when the model in use had folded corrections in, so a data edit
+  does not undo them. A lock file next to the model lets one
   process on the machine train while the others wait for its file. A retrain that fails
   (broken data) keeps the model in use, logs the trainer's error and shows it on the ops
   page under ``classifier_training``; the next edit of the data tries again.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import shutil
 import subprocess
 import sys
 import threading
@@ -30,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from ivr.filestamp import stamp as file_stamp
 from ivr.intents import classifier as clf
 from ivr.intents import data as data_mod
 
@@ -38,20 +41,14 @@ log = logging.getLogger(__name__)
 # Keys of ``Services.problems``: the first makes /readyz answer 503, the second does not.
 NO_MODEL = "classifier"
 TRAINING = "classifier_training"
-
-
-def _stamp(path: Path) -> tuple | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
+# The retrain child yields the cores to the workers answering calls.
+RETRAIN_NICENESS = 10
 
 
 def data_stamp(data_dir: Path) -> tuple:
     """Changes whenever a file the data digest covers changes (cheap: stat calls only)."""
     paths = [data_dir / data_mod.TAXONOMY_FILE, *data_mod.data_files(data_dir)]
-    return tuple((p.name, _stamp(p)) for p in paths)
+    return tuple((p.name, file_stamp(p)) for p in paths)
 
 
 class LiveClassifier:
@@ -78,7 +75,7 @@ class LiveClassifier:
     def start(self, watch: bool = True) -> "LiveClassifier":
         """Load what there is (quickly), retrain in the background if it is stale, and watch
         (``watch=False``: :meth:`check` only when called)."""
-        self._load_model(first=True)
+        self._load_model()
         self.check()
         if not watch:
             return self
@@ -108,7 +105,7 @@ class LiveClassifier:
     def check(self) -> None:
         """One look at the model file and the data folder (the watcher calls this)."""
         with self._lock:
-            model_changed = _stamp(self.model_path) != self._model_stamp
+            model_changed = file_stamp(self.model_path) != self._model_stamp
             if model_changed:
                 self._load_model()
             stamp = data_stamp(self.data_dir)
@@ -117,20 +114,19 @@ class LiveClassifier:
             self._data_stamp = stamp
             digest = data_mod.data_hash(self.data_dir)
             if self.current is not None and digest == self.current.data_hash:
-                self.problems.pop(TRAINING, None)  # the data is back to what the model in use learned
-                self._failure_path.unlink(missing_ok=True)
+                self._clear_failure()  # the data is back to what the model in use learned
             elif digest != self._failed_digest:
                 self._retrain(f"the data in {self.data_dir.name}/ changed" if self.current else "no usable model")
 
-    def _load_model(self, first: bool = False) -> None:
+    def _load_model(self) -> None:
         """Adopt the model file if it is usable (else keep the one in use, if any)."""
-        self._model_stamp = _stamp(self.model_path)
+        self._model_stamp = file_stamp(self.model_path)
         try:
             artifact = clf.read_artifact(self.model_path)
         except FileNotFoundError:
-            return self._no_model("no saved model", first)
+            return self._no_model("no saved model")
         except ValueError as exc:
-            return self._no_model(str(exc), first)
+            return self._no_model(str(exc))
         classifier = clf.classifier_from_artifact(artifact, self.config.classifier.thresholds)
         previous, self.current = self.current, classifier
         self.publish(classifier)
@@ -139,14 +135,13 @@ class LiveClassifier:
                  extra={"model_path": str(self.model_path), "trained_at": classifier.trained_at,
                         "feedback": classifier.feedback_count, "languages": classifier.languages})
 
-    def _no_model(self, reason: str, first: bool) -> None:
+    def _no_model(self, reason: str) -> None:
         if self.current is not None:  # a bad file appeared: keep answering with the good one
             log.error("intent model file unusable, keeping the model in use",
                       extra={"model_path": str(self.model_path), "reason": reason})
             return
         self.problems[NO_MODEL] = f"{reason}; retraining in the background (callers go to the general queue)"
-        if first:
-            log.warning("no usable intent model yet", extra={"model_path": str(self.model_path), "reason": reason})
+        log.warning("no usable intent model yet", extra={"model_path": str(self.model_path), "reason": reason})
 
     # --- retraining ------------------------------------------------------------------
     def _retrain(self, reason: str) -> None:
@@ -179,7 +174,7 @@ class LiveClassifier:
         self.check()  # adopt the new file now, not at the next look
 
     def _saved_digest(self) -> str | None:
-        if self.current is not None and _stamp(self.model_path) == self._model_stamp:
+        if self.current is not None and file_stamp(self.model_path) == self._model_stamp:
             return self.current.data_hash  # the file is the one in use: no need to read 50 MB again
         try:
             return clf.read_artifact(self.model_path)["data_hash"]
@@ -201,6 +196,8 @@ class LiveClassifier:
     def _run_trainer(self, reason: str, with_feedback: bool) -> str | None:
         """Run ``ivr intents train``; None when it saved a model, else what went wrong."""
         cmd = [sys.executable, "-m", "ivr", "--config", self.config_path, "intents", "train"]
+        if shutil.which("nice"):  # live calls' speech decoding comes first on a shared machine
+            cmd = ["nice", "-n", str(RETRAIN_NICENESS), *cmd]
         if with_feedback:
             cmd.append("--with-feedback")
         log.warning("retraining the intent model in the background",
@@ -222,10 +219,7 @@ class LiveClassifier:
     def _settle(self, reason: str, digest: str, failure: str | None) -> None:
         """Record a retrain's outcome for this process and, in the failure file, for the others."""
         if failure is None:
-            self._failed_digest = None
-            self.problems.pop(TRAINING, None)
-            self._failure_path.unlink(missing_ok=True)
-            return
+            return self._clear_failure()
         self._failed_digest = digest
         self.problems[TRAINING] = (f"retraining failed ({reason}): {failure}; "
                                    + ("serving the previous model" if self.current else "no model")
@@ -234,3 +228,8 @@ class LiveClassifier:
             self._failure_path.write_text(json.dumps({"digest": digest, "failure": failure}), encoding="utf-8")
         except OSError as exc:
             log.warning("cannot record the failed retrain", extra={"reason": str(exc)})
+
+    def _clear_failure(self) -> None:
+        self._failed_digest = None
+        self.problems.pop(TRAINING, None)
+        self._failure_path.unlink(missing_ok=True)

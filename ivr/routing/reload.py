@@ -15,20 +15,13 @@ import socket
 from pathlib import Path
 from typing import Callable
 
+from ivr.filestamp import stamp as file_stamp
 from ivr.keys import Keys
 from ivr.routing import rules as rules_mod
 from ivr.routing.ledger import _decode
 from ivr.routing.rules import Rules, RulesError
 
 log = logging.getLogger(__name__)
-
-
-def _stamp(path: Path) -> tuple:
-    try:
-        st = path.stat()
-        return (st.st_mtime_ns, st.st_size)
-    except OSError:
-        return (None, None)
 
 
 class RulesSource:
@@ -42,7 +35,7 @@ class RulesSource:
         self.on_change = on_change
         self.refused: str = ""
         self._checked = float("-inf")
-        self._stamps = (_stamp(self.rules_path), _stamp(self.agents_path))
+        self._stamps = (file_stamp(self.rules_path), file_stamp(self.agents_path))
         self._rules = self._first_load()
 
     # -- public ---------------------------------------------------------------------
@@ -58,7 +51,7 @@ class RulesSource:
 
     def refresh(self) -> None:
         """Adopt a changed file (if good) or a newer shared version; never drop the good one."""
-        stamps = (_stamp(self.rules_path), _stamp(self.agents_path))
+        stamps = (file_stamp(self.rules_path), file_stamp(self.agents_path))
         if stamps != self._stamps:
             self._stamps = stamps
             try:
