@@ -16,16 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from sklearn.model_selection import StratifiedGroupKFold
 
 from ivr.intents.data import Example
-from ivr.intents.model import IntentModel, normalize
+from ivr.intents.model import IntentModel
+from ivr.intents.neardup import NEAR_DUPLICATE, near_duplicate_groups
 
-# Cosine similarity of character 2-4-gram TF-IDF at or above which two utterances count as
-# near-duplicates (a filler, an article or a particle apart).
-NEAR_DUPLICATE = 0.8
 
 
 @dataclass
@@ -86,25 +83,6 @@ def score(language: str, y_true: list[str], y_pred: list[str], proba: np.ndarray
     brier = float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
     conf = [float(proba[i].max()) for i in range(len(y_true))]
     return Report(language, labels, list(y_true), list(y_pred), conf, brier, per)
-
-
-def near_duplicate_groups(texts: list[str], threshold: float = NEAR_DUPLICATE) -> np.ndarray:
-    """A group id per text; texts linked by a chain of near-duplicate pairs share one."""
-    forms = [normalize(t) for t in texts]
-    matrix = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4)).fit_transform(forms)
-    pairs = (matrix @ matrix.T).tocoo()
-    parent = list(range(len(texts)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i, j, sim in zip(pairs.row, pairs.col, pairs.data):
-        if i < j and sim >= threshold:
-            parent[root(int(i))] = root(int(j))
-    return np.array([root(i) for i in range(len(texts))])
 
 
 def cross_validate(examples: list[Example], folds: int = 5, seed: int = 0, model_params: dict | None = None,

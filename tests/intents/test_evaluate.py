@@ -17,6 +17,20 @@ def test_near_duplicates_share_a_group_and_different_sentences_do_not():
     assert len({groups[0], groups[3], groups[4], groups[5]}) == 4
 
 
+def test_groups_are_the_same_whether_the_similarities_are_computed_in_one_block_or_many(monkeypatch):
+    from ivr.intents import neardup
+
+    texts = [f"{filler}my card {verb} getting declined {tail}".strip()
+             for filler in ("", "um ", "uh so ") for verb in ("keeps", "kept") for tail in ("", "again", "at the shop")]
+    texts += ["i want to talk to a person", "talk to a person", "the game crashes on start", "the app crashes on start"]
+    whole = neardup.near_duplicate_groups(texts)
+    monkeypatch.setattr(neardup, "_ROWS", 3)  # rows 0-2 against all, then 3-5, ...: pairs cross the blocks
+    blocks = neardup.near_duplicate_groups(texts)
+    partition = lambda groups: sorted(sorted(np.flatnonzero(groups == g).tolist()) for g in set(groups.tolist()))
+    assert partition(whole) == partition(blocks)
+    assert 1 < len(set(whole.tolist())) < len(texts)  # some texts linked, not all
+
+
 def test_cross_validation_never_tests_on_a_near_duplicate_of_training_data():
     # Each "template" has three near-identical variants; if they were split across folds,
     # the variants would be recognised from memory. With groups, the model must generalise,
