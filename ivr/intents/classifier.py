@@ -26,7 +26,7 @@ import sklearn
 from ivr.intents import data as data_mod
 from ivr.intents import affect, wordnet
 from ivr.intents.data import OUT_OF_SCOPE, Example, Taxonomy
-from ivr.intents.model import MODEL_VERSION, IntentModel
+from ivr.intents.model import MODEL_VERSION, IntentModel, params_for
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,8 @@ def train(examples: list[Example], taxonomy: Taxonomy, *, data_hash: str = "", f
         labels = {ex.category for ex in items}
         if len(labels) < 2:
             raise ClassifierError(f"{lang}: training needs at least two categories, found {sorted(labels)}")
-        models[lang] = IntentModel(**(model_params or {})).fit([ex.text for ex in items], [ex.category for ex in items])
+        models[lang] = IntentModel(**params_for(lang, model_params)).fit([ex.text for ex in items],
+                                                                         [ex.category for ex in items])
     return Classifier(taxonomy, models, confident, reprompt, data_hash, time.time(), feedback_count)
 
 

@@ -20,7 +20,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from sklearn.model_selection import StratifiedGroupKFold
 
 from ivr.intents.data import Example
-from ivr.intents.model import IntentModel
+from ivr.intents.model import IntentModel, params_for
 from ivr.intents.neardup import NEAR_DUPLICATE, near_duplicate_groups
 
 
@@ -88,7 +88,9 @@ def score(language: str, y_true: list[str], y_pred: list[str], proba: np.ndarray
 def cross_validate(examples: list[Example], folds: int = 5, seed: int = 0, model_params: dict | None = None,
                    near_duplicate: float = NEAR_DUPLICATE) -> list[Report]:
     """Stratified, group-aware k-fold per language: every utterance is scored by a model that
-    saw neither it nor any near-duplicate of it (``near_duplicate`` > 1 disables grouping)."""
+    saw neither it nor any near-duplicate of it (``near_duplicate`` > 1 disables grouping),
+    with the parameters the hotline trains that language with (``params_for``), then
+    ``model_params``."""
     reports = []
     for lang in sorted({ex.language for ex in examples}):
         items = [ex for ex in examples if ex.language == lang]
@@ -102,7 +104,7 @@ def cross_validate(examples: list[Example], folds: int = 5, seed: int = 0, model
         groups = near_duplicate_groups(texts, near_duplicate) if near_duplicate <= 1 else np.arange(len(texts))
         proba = np.zeros((len(y), len(classes)))
         for train, test in StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(texts, y, groups):
-            model = IntentModel(**(model_params or {})).fit([texts[i] for i in train], y[train])
+            model = IntentModel(**params_for(lang, model_params)).fit([texts[i] for i in train], y[train])
             cols = [classes.index(c) for c in model.classes_]
             proba[np.ix_(test, cols)] = model.predict_proba([texts[i] for i in test])
         pred = [classes[i] for i in proba.argmax(axis=1)]

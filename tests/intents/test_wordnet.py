@@ -99,16 +99,34 @@ def test_auto_keeps_the_block_only_when_held_out_folds_say_it_helps():
                                model.predict_proba(["how do i peel carrots"])[0], atol=1e-12)
 
 
-def test_the_shipped_english_data_keeps_the_block_and_it_is_used():
+def test_the_hotline_trains_and_evaluates_english_with_its_own_parameters(monkeypatch):
+    from pathlib import Path
+
+    from ivr.intents import classifier, evaluate, model as model_mod
+    from ivr.intents.data import Example, load_taxonomy
+
+    assert model_mod.params_for("en")["lexicons"] == "on"
+    assert model_mod.params_for("zh") == {} and model_mod.params_for("en", {"lexicons": "off"})["lexicons"] == "off"
+    monkeypatch.setitem(model_mod.LANGUAGE_PARAMS, "en", {"lexicons": "bogus"})
+    examples = [Example("en", label, text, f"t:{i}") for i, (label, text) in
+                enumerate([("payment", t) for t in TRAIN[0] * 2] + [("human", t) for t in TRAIN[1] * 2])]
+    with pytest.raises(ValueError, match="lexicons must be"):
+        evaluate.cross_validate(examples, folds=2, near_duplicate=2)
+    with pytest.raises(ValueError, match="lexicons must be"):
+        classifier.train(examples, load_taxonomy(Path(__file__).resolve().parents[2] / "intents"))
+
+
+def test_the_hotline_english_model_uses_the_blocks_on_words_it_never_saw():
     from pathlib import Path
 
     from ivr.intents.data import load_examples
+    from ivr.intents.model import params_for
 
     root = Path(__file__).resolve().parents[2]
     english = [ex for ex in load_examples(root / "intents") if ex.language == "en"]
-    model = IntentModel().fit([ex.text for ex in english], [ex.category for ex in english])
+    model = IntentModel(**params_for("en")).fit([ex.text for ex in english], [ex.category for ex in english])
     blocks = dict(model.features_.transformer_list)
-    assert model.lexicons_z_ >= 1 and {"concepts", "affect"} <= set(blocks)
+    assert {"concepts", "affect"} <= set(blocks)
     # "carrots" is in no English line; its concepts (food, vegetable) are in the model's vocabulary
     concepts = blocks["concepts"]
     assert "carrots" not in " ".join(ex.text for ex in english)
