@@ -199,8 +199,9 @@ class IntentModel(ClassifierMixin, BaseEstimator):
     words in pairs, ``calibration_folds`` the folds of out-of-fold margins that fit the
     stacking and the temperature (0 = one SVM over all blocks, T = 1: raw margins),
     ``stacking`` whether to stack the views: ``"auto"`` when the stack predicts held-out
-    folds of the training data better than the one SVM (large data sets such as BANKING77;
-    not the hotline's own few thousand utterances), ``"on"``, or ``"off"``; ``stack_C`` the
+    folds of the training data better than the one SVM (large data sets such as BANKING77,
+    and since stop 19's data the hotline's English and Chinese; not its Korean), ``"on"``,
+    or ``"off"``; ``stack_C`` the
     regularisation of the stacking regression, ``jamo_range`` the letter n-gram sizes inside
     Hangul words (``None``: no such block; chosen on cross-validation folds of the Korean
     data: 2-4 over 2-5 and 3-7, and over spans across words), ``lexicons`` the blocks of WordNet
