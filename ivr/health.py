@@ -21,10 +21,10 @@ def readyz():
         checks[part] = services.problems.get(part, "ok")
     ready = all(v == "ok" for v in checks.values())
     body = {"status": "ready" if ready else "not ready", "checks": checks}
-    digest = getattr(services.classifier, "data_hash", None)
-    if isinstance(digest, str):  # which model answers (it is swapped in when retrained)
-        body["model"] = {"data_hash": digest[:12], "trained_at": round(services.classifier.trained_at, 3),
-                         "feedback": services.classifier.feedback_count}
+    classifier = services.classifier
+    if classifier is not None:  # which model answers (it is swapped in when retrained)
+        body["model"] = {"data_hash": classifier.data_hash[:12], "trained_at": round(classifier.trained_at, 3),
+                         "feedback": classifier.feedback_count}
     if services.problems.get("classifier_training"):
         body["classifier_training"] = services.problems["classifier_training"]
     return jsonify(body), (200 if ready else 503)

@@ -24,7 +24,6 @@ from ivr.intents.model import IntentModel, params_for
 from ivr.intents.neardup import NEAR_DUPLICATE, near_duplicate_groups
 
 
-
 @dataclass
 class Report:
     language: str

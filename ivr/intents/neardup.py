@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from ivr.intents.model import normalize
+
 # Cosine similarity of character 2-4-gram TF-IDF at or above which two utterances count as
 # near-duplicates (a filler, an article or a particle apart).
 NEAR_DUPLICATE = 0.8
@@ -19,8 +21,6 @@ _ROWS = 2000
 
 def near_duplicate_groups(texts: list[str], threshold: float = NEAR_DUPLICATE) -> np.ndarray:
     """A group id per text; texts linked by a chain of near-duplicate pairs share one."""
-    from ivr.intents.model import normalize
-
     vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), dtype=np.float32)
     matrix = vectorizer.fit_transform([normalize(t) for t in texts])
     parent = np.arange(len(texts))

@@ -12,7 +12,7 @@ from ivr.store import Store, connect
 def make_app(config_file, url, problems=None):
     cfg = load(config_file, env={"REDIS_URL": url})
     services = Services(config=cfg, store=Store(connect(url), "ivr"), keys=Keys("ivr"),
-                        speech=object(), classifier=object(), router=object())
+                        speech=object(), classifier=None, router=object())  # readiness reads problems, not the parts
     services.problems.update(problems or {})
     return create_app(cfg, services)
 
