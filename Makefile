@@ -15,7 +15,7 @@ export TWILIO_AUTH_TOKEN ?= local-dev-twilio-token
 export IVR_API_TOKEN ?= local-dev-api-token
 CALL ?= tests/fixtures/speech/ko_kw_fee.wav
 
-.PHONY: run test setup models classifier browser replay bench clean
+.PHONY: run test setup models classifier browser replay doctor bench clean
 
 run: setup
 	$(BIN)/ivr serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
@@ -56,6 +56,11 @@ AGENT ?= minji
 replay: $(STAMP)
 	$(BIN)/ivr agents set-status $(AGENT) available
 	$(BIN)/ivr replay $(CALL) --url http://$(HOST):$(PORT)
+
+# Check every part with the same local defaults `make run` serves with (a bare
+# `ivr doctor` in a shell without them reports the secrets as missing, rightly).
+doctor: $(STAMP)
+	$(BIN)/ivr doctor
 
 bench: setup
 	$(BIN)/ivr bench

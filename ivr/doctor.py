@@ -13,6 +13,8 @@ Level = Literal["ok", "warn", "fail"]
 # Each package that can be misconfigured offers `doctor_checks(config) -> list[Check]`
 # in its `cli` module.
 CHECK_MODULES = ("ivr.asr.cli", "ivr.intents.cli", "ivr.routing.cli", "ivr.telephony.cli")
+# The Makefile's secrets for `make run` on a laptop start with this: public, so never for a real number.
+DEV_SECRET_PREFIX = "local-dev-"
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,10 @@ def config_checks(config: Config) -> list[Check]:
     elif not config.twilio.auth_token.get_secret_value():
         checks.append(Check("twilio signatures", "fail", "TWILIO_AUTH_TOKEN is not set: every webhook will be refused",
                             "export TWILIO_AUTH_TOKEN=<your Twilio auth token>"))
+    elif config.twilio.auth_token.get_secret_value().startswith(DEV_SECRET_PREFIX):
+        checks.append(Check("twilio signatures", "warn", "TWILIO_AUTH_TOKEN is the Makefile's local development "
+                            "default: anyone who reads it can sign webhooks",
+                            "export TWILIO_AUTH_TOKEN=<your Twilio auth token> before `make run` on a real number"))
     else:
         checks.append(Check("twilio signatures", "ok", "validated with the configured auth token"))
     if not config.server.public_url.startswith("https://"):
@@ -57,6 +63,10 @@ def config_checks(config: Config) -> list[Check]:
     if not config.api.token.get_secret_value():
         checks.append(Check("api token", "warn", "IVR_API_TOKEN is not set: the agent API and the ops page are closed",
                             "export IVR_API_TOKEN=<a long random string>"))
+    elif config.api.token.get_secret_value().startswith(DEV_SECRET_PREFIX):
+        checks.append(Check("api token", "warn", "IVR_API_TOKEN is the Makefile's local development default: "
+                            "anyone who reads it can use the agent API and the ops page",
+                            "export IVR_API_TOKEN=<a long random string> before `make run` beyond a laptop"))
     return checks
 
 

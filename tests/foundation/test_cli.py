@@ -84,3 +84,20 @@ def test_doctor_warns_when_signature_checking_is_off(config_file, redis_url):
     config_file.write_text(config_file.read_text().replace("validate_signatures: true", "validate_signatures: false"))
     result = ivr("--config", str(config_file), "doctor", env={"REDIS_URL": redis_url})
     assert "[WARN] twilio signatures: signature validation is OFF" in result.stdout
+
+
+def test_doctor_warns_when_the_makefiles_development_secrets_are_in_use(config_file, redis_url):
+    # `make run` exports public defaults so a laptop works at once; on a real number they
+    # would let anyone sign webhooks and open the ops page.
+    import re
+    from pathlib import Path
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    dev = dict(re.findall(r"^export (TWILIO_AUTH_TOKEN|IVR_API_TOKEN) \?= (\S+)$", makefile, re.M))
+    assert set(dev) == {"TWILIO_AUTH_TOKEN", "IVR_API_TOKEN"}, "the Makefile's defaults moved"
+    out = ivr("--config", str(config_file), "doctor", env={"REDIS_URL": redis_url, **dev}).stdout
+    assert "[WARN] twilio signatures: TWILIO_AUTH_TOKEN is the Makefile's local development default" in out
+    assert "[WARN] api token: IVR_API_TOKEN is the Makefile's local development default" in out
+    own = {"TWILIO_AUTH_TOKEN": "a-real-token-3f9c", "IVR_API_TOKEN": "a-long-random-api-token-81b2"}
+    out = ivr("--config", str(config_file), "doctor", env={"REDIS_URL": redis_url, **own}).stdout
+    assert "[ok  ] twilio signatures: validated with the configured auth token" in out
+    assert "api token" not in out
