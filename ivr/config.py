@@ -121,7 +121,7 @@ class Thresholds(Section):
 
 class ClassifierConfig(Section):
     data_dir: str = "intents"
-    model_path: str = "var/intents/model.joblib"
+    model_path: str = "var/intents/model.pkl"
     thresholds: Thresholds = Thresholds()
     # how often a server looks for a new model file or edited data (ivr.intents.live)
     reload_interval_s: float = Field(2.0, gt=0, le=60)

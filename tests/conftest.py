@@ -55,7 +55,7 @@ def copy_trained_model(model_path: Path) -> None:
     server started on a scratch config loads it instead of training its own (it is retrained
     on load all the same if the data or library versions differ). A file the test put there
     itself is kept."""
-    trained = ROOT / "var" / "intents" / "model.joblib"
+    trained = ROOT / "var" / "intents" / "model.pkl"
     if trained.exists() and not model_path.exists():
         model_path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(trained, model_path)

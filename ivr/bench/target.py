@@ -59,7 +59,7 @@ def scratch_config(source: str | Path, folder: str | Path, *, agents: int | None
     for section, key in PATH_KEYS:
         value = (data.get(section) or {}).get(key)
         default = {"asr": {"models_dir": "asr_models", "manifest": "asr_models/manifest.yaml"},
-                   "classifier": {"data_dir": "intents", "model_path": "var/intents/model.joblib"},
+                   "classifier": {"data_dir": "intents", "model_path": "var/intents/model.pkl"},
                    "routing": {"rules": "routing/rules.yaml", "agents": "routing/agents.yaml"}}[section][key]
         path = Path(value or default)
         data.setdefault(section, {})[key] = str(path if path.is_absolute() else base / path)

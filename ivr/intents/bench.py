@@ -172,12 +172,33 @@ def hotline(config) -> dict:
     started = time.perf_counter()
     model = clf.train(examples, taxonomy)
     train_s = time.perf_counter() - started
-    out = {"benchmark": "hotline", "train": len(examples), "train_s": train_s}
+    out = {"benchmark": "hotline", "train": len(examples), "train_s": train_s, **saved_model_timings(model)}
     for lang in model.languages:
         texts = [ex.text for ex in examples if ex.language == lang]
         p50, p99, cpu99 = latency_ms(lambda t, lang=lang: model.predict(t, lang), texts, 1000)
         out[f"{lang}_p50_ms"], out[f"{lang}_p99_ms"], out[f"{lang}_cpu_p99_ms"] = p50, p99, cpu99
     return out
+
+
+def saved_model_timings(model, runs: int = 5) -> dict:
+    """Size of the saved model file, and the median time to read it whole (what a starting
+    worker does) and to read its header (whether it is current: `ivr intents train --if-stale`)."""
+    import tempfile
+
+    from ivr.intents import classifier as clf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.pkl"
+        clf.save(model, path)
+        timings = {}
+        for name, header_only in (("load_s", False), ("header_ms", True)):
+            runs_s = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                clf.read_artifact(path, header_only=header_only)
+                runs_s.append(time.perf_counter() - started)
+            timings[name] = float(np.median(runs_s)) * (1000 if header_only else 1)
+        return {"model_mb": path.stat().st_size / 1e6, **timings}
 
 
 def render(result: dict) -> str:

@@ -175,9 +175,9 @@ class LiveClassifier:
 
     def _saved_digest(self) -> str | None:
         if self.current is not None and file_stamp(self.model_path) == self._model_stamp:
-            return self.current.data_hash  # the file is the one in use: no need to read 50 MB again
+            return self.current.data_hash  # the file is the one in use
         try:
-            return clf.read_artifact(self.model_path)["data_hash"]
+            return clf.read_artifact(self.model_path, header_only=True)["data_hash"]
         except (OSError, ValueError):
             return None
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import joblib
 import numpy as np
 import pytest
 
@@ -33,9 +32,12 @@ def test_round_trip_saves_and_loads_the_same_model(small_config):
     assert path.stat().st_mtime_ns == mtime  # loaded, not retrained
     for text in ("i forgot my password", "refund me", "hello is anyone there"):
         assert loaded.predict(text, "en") == trained.predict(text, "en")
-    artifact = joblib.load(path)
+    artifact = clf.read_artifact(path)
     assert artifact["data_hash"] == trained.data_hash
     assert artifact["versions"]["sklearn"] == clf.library_versions()["sklearn"]
+    assert sorted(artifact["models"]) == trained.languages
+    header = clf.read_artifact(path, header_only=True)
+    assert header["data_hash"] == trained.data_hash and "models" not in header
 
 
 def test_changed_data_retrains_on_load(small_config):
@@ -53,7 +55,7 @@ def test_changed_data_retrains_on_load(small_config):
 def test_corrupt_model_file_is_retrained_and_logged(small_config, caplog):
     path = small_config.path(small_config.classifier.model_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"this is not a joblib file")
+    path.write_bytes(b"this is not a model file")
     with caplog.at_level(logging.WARNING, logger="ivr.intents.classifier"):
         model = load_classifier(small_config)
     assert model.predict("i was charged twice", "en").category == "payment"
@@ -64,12 +66,39 @@ def test_corrupt_model_file_is_retrained_and_logged(small_config, caplog):
 def test_model_from_other_library_versions_is_retrained(small_config):
     load_classifier(small_config)
     path = small_config.path(small_config.classifier.model_path)
-    artifact = joblib.load(path)
+    artifact = clf.read_artifact(path)
     artifact["versions"] = {**artifact["versions"], "sklearn": "0.0.1"}
-    joblib.dump(artifact, path)
+    clf.write_artifact(path, artifact)
     assert "built with" in clf.staleness(small_config)
     load_classifier(small_config)
     assert clf.staleness(small_config) is None
+
+
+def test_model_file_cut_short_is_stale_and_retrained(small_config):
+    # Whether a model is current is read from the file's small header; a file whose models
+    # were cut off (a copy that stopped, a full disk) must not pass for current all the same.
+    load_classifier(small_config)
+    path = small_config.path(small_config.classifier.model_path)
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-100])
+    assert "unreadable" in clf.staleness(small_config) and "the file holds" in clf.staleness(small_config)
+    with pytest.raises(ValueError, match="unreadable"):
+        clf.read_artifact(path)
+    model = load_classifier(small_config)
+    assert model.predict("i was charged twice", "en").category == "payment"
+    assert clf.staleness(small_config) is None and path.stat().st_size == len(whole)
+
+
+def test_body_that_does_not_unpickle_is_unreadable_even_at_its_length(small_config):
+    load_classifier(small_config)
+    path = small_config.path(small_config.classifier.model_path)
+    whole = path.read_bytes()
+    header = clf.read_artifact(path, header_only=True)
+    start = len(whole) - header["body_bytes"]
+    path.write_bytes(whole[:start] + b"\x00" * header["body_bytes"])
+    assert clf.staleness(small_config) is None  # the header is whole: the quick look passes
+    with pytest.raises(ValueError, match="unreadable model file"):
+        clf.read_artifact(path)
 
 
 def test_bad_data_fails_training_with_the_line_to_fix(small_config):

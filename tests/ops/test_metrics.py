@@ -183,7 +183,7 @@ def test_ivr_serve_with_two_workers_reports_one_truth(config_file, redis, redis_
     env.pop(metrics.TOKEN_ENV, None)
     log_file = tmp_path / "serve.log"  # a file, not a pipe: a full pipe would stall the workers
     # two workers training at once on a busy machine can take minutes
-    copy_trained_model(config_file.parent / "var" / "intents" / "model.joblib")
+    copy_trained_model(config_file.parent / "var" / "intents" / "model.pkl")
     with open(log_file, "w") as log_out:
         server = subprocess.Popen([sys.executable, "-m", "ivr", "--config", str(config_file), "serve",
                                    "--port", str(port), "--workers", "2", "--threads", "4"],

@@ -26,11 +26,11 @@ def write_config(folder: Path, *, agents: int = 2, edit=None, rules_edit=None) -
     from ivr.bench.target import scratch_config
 
     shutil.copytree(ROOT / "intents", folder / "intents", dirs_exist_ok=True)
-    copy_trained_model(folder / "model.joblib")
+    copy_trained_model(folder / "model.pkl")
 
     def own_files(data):
         data["classifier"]["data_dir"] = str(folder / "intents")
-        data["classifier"]["model_path"] = str(folder / "model.joblib")
+        data["classifier"]["model_path"] = str(folder / "model.pkl")
         if edit:
             edit(data)
 

@@ -166,7 +166,7 @@ def test_speech_model_missing_readyz_says_so_and_callers_reach_a_human(tmp_path,
 def test_corrupt_classifier_file_is_retrained_and_callers_reach_a_human(tmp_path, redis_server, redis, hotlines):
     folder = tmp_path / "h0"
     folder.mkdir()
-    model = folder / "model.joblib"
+    model = folder / "model.pkl"
     model.write_bytes(b"\x80\x04 this is not a model " * 50)
     h = hotlines(redis_server.url, agents=1)
     assert h.path.parent == folder
