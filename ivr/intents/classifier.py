@@ -9,19 +9,21 @@ library versions.
 
 The file is two pickles (protocol 5) one after the other: a small header (format, versions,
 data hash, the body's length) and the body (taxonomy and models). Whether a saved model is
-current is read from the header alone, in milliseconds, where unpickling the ~90 MB body
-takes half a second (joblib, which wrote these files until stop 20, took 3.8 s: its
-unpickler runs in Python); a body cut short is caught by its length.
+current is read from the header, with the body's bytes checked against the length and CRC
+it records (0.1 s), where unpickling the ~85 MB body takes 0.4 s (joblib, which wrote these
+files until stop 20, took 3.8 s: its unpickler runs in Python).
 """
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import pickle
 import platform
 import tempfile
 import time
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -36,7 +38,7 @@ from ivr.intents.model import MODEL_VERSION, IntentModel, params_for
 
 log = logging.getLogger(__name__)
 
-ARTIFACT_FORMAT = 2
+ARTIFACT_FORMAT = 3
 # What the header holds; the body holds the rest of the artifact.
 HEADER_KEYS = ("format", "versions", "data_hash", "trained_at", "feedback_count")
 
@@ -169,13 +171,19 @@ def save(classifier: Classifier, path: str | Path) -> None:
     })
 
 
+# A write's temporary file left by a trainer that was killed mid-write (after this long,
+# no write is still under way: one takes about a second) is removed by the next write.
+STALE_TMP_S = 600
+
+
 def write_artifact(path: str | Path, artifact: dict) -> None:
     """Write atomically and durably: a worker loading at the same moment sees the old file or
-    the new one, and after a crash the file is whole or absent."""
+    the new one, and after a crash the file is whole, or the old one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_tmp_files(path)
     body = pickle.dumps({k: v for k, v in artifact.items() if k not in HEADER_KEYS}, protocol=5)
-    header = {k: artifact[k] for k in HEADER_KEYS} | {"body_bytes": len(body)}
+    header = {k: artifact[k] for k in HEADER_KEYS} | {"body_bytes": len(body), "body_crc32": zlib.crc32(body)}
     fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -184,34 +192,63 @@ def write_artifact(path: str | Path, artifact: dict) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(folder)  # the rename itself survives a crash
+        finally:
+            os.close(folder)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
+def _remove_stale_tmp_files(path: Path) -> None:
+    for tmp in path.parent.glob(f"{glob.escape(path.name)}*.tmp"):
+        try:
+            if time.time() - tmp.stat().st_mtime > STALE_TMP_S:
+                tmp.unlink()
+        except OSError:
+            pass  # gone already, or not ours to remove: the write goes on
+
+
 def read_artifact(path: str | Path, *, header_only: bool = False) -> dict:
-    """The saved artifact (``header_only``: without taxonomy and models, and without
-    unpickling them); raises ``ValueError`` when it is unusable (corrupt, cut short, foreign,
-    old) and ``FileNotFoundError`` when there is none."""
-    with open(path, "rb") as f:
-        try:
-            header = pickle.load(f)
-        except Exception as exc:  # unpickling garbage raises anything from EOFError to KeyError
-            raise ValueError(f"{path}: unreadable model file ({type(exc).__name__}: {exc})") from None
-        if not isinstance(header, dict) or header.get("format") != ARTIFACT_FORMAT:
-            raise ValueError(f"{path}: not a model file of format {ARTIFACT_FORMAT}")
-        if header.get("versions") != library_versions():
-            raise ValueError(f"{path}: built with {header.get('versions')}, running {library_versions()}")
-        body_bytes = os.fstat(f.fileno()).st_size - f.tell()
-        if body_bytes != header.get("body_bytes"):
-            raise ValueError(f"{path}: unreadable model file (its models take {header.get('body_bytes')} bytes, "
-                             f"the file holds {body_bytes})")
-        if header_only:
-            return header
-        try:
-            body = pickle.load(f)
-        except Exception as exc:
-            raise ValueError(f"{path}: unreadable model file ({type(exc).__name__}: {exc})") from None
+    """The saved artifact; ``header_only``: only its header (format, versions, data hash),
+    the models' bytes checked against the header's length and CRC but not unpickled (0.1 s
+    against 0.4 s). Raises ``ValueError`` when the file is unusable (corrupt, cut short,
+    foreign, old, unreadable) and ``FileNotFoundError`` when there is none."""
+    try:
+        with open(path, "rb") as f:
+            return _read(f, path, header_only)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:  # a directory, no permission, an I/O error: unusable, and say why
+        raise ValueError(f"{path}: unreadable model file ({type(exc).__name__}: {exc.strerror or exc})") from None
+
+
+def _read(f, path, header_only: bool) -> dict:
+    try:
+        header = pickle.load(f)
+    except Exception as exc:  # unpickling garbage raises anything from EOFError to KeyError
+        raise ValueError(f"{path}: unreadable model file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(header, dict) or header.get("format") != ARTIFACT_FORMAT:
+        raise ValueError(f"{path}: not a model file of format {ARTIFACT_FORMAT}")
+    if header.get("versions") != library_versions():
+        raise ValueError(f"{path}: built with {header.get('versions')}, running {library_versions()}")
+    body_bytes = os.fstat(f.fileno()).st_size - f.tell()
+    if body_bytes != header.get("body_bytes"):
+        raise ValueError(f"{path}: unreadable model file (its models take {header.get('body_bytes')} bytes, "
+                         f"the file holds {body_bytes})")
+    if header_only:
+        crc = 0
+        while chunk := f.read(1 << 20):
+            crc = zlib.crc32(chunk, crc)
+        if crc != header.get("body_crc32"):
+            raise ValueError(f"{path}: unreadable model file (its models' bytes fail their checksum)")
+        return header
+    try:
+        body = pickle.load(f)
+    except Exception as exc:
+        raise ValueError(f"{path}: unreadable model file ({type(exc).__name__}: {exc})") from None
     return header | body
 
 

@@ -177,7 +177,9 @@ class LiveClassifier:
         if self.current is not None and file_stamp(self.model_path) == self._model_stamp:
             return self.current.data_hash  # the file is the one in use
         try:
-            return clf.read_artifact(self.model_path, header_only=True)["data_hash"]
+            # With no model in use the file may be one this worker failed to load: only a
+            # whole read says it is usable (the header and checksum say it is intact).
+            return clf.read_artifact(self.model_path, header_only=self.current is not None)["data_hash"]
         except (OSError, ValueError):
             return None
 

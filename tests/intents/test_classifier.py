@@ -89,16 +89,43 @@ def test_model_file_cut_short_is_stale_and_retrained(small_config):
     assert clf.staleness(small_config) is None and path.stat().st_size == len(whole)
 
 
-def test_body_that_does_not_unpickle_is_unreadable_even_at_its_length(small_config):
+def test_models_bytes_damaged_at_their_length_fail_the_quick_look_too(small_config):
     load_classifier(small_config)
     path = small_config.path(small_config.classifier.model_path)
     whole = path.read_bytes()
     header = clf.read_artifact(path, header_only=True)
     start = len(whole) - header["body_bytes"]
     path.write_bytes(whole[:start] + b"\x00" * header["body_bytes"])
-    assert clf.staleness(small_config) is None  # the header is whole: the quick look passes
+    assert "checksum" in clf.staleness(small_config)  # the header is whole, the models are not
     with pytest.raises(ValueError, match="unreadable model file"):
         clf.read_artifact(path)
+    load_classifier(small_config)
+    assert clf.staleness(small_config) is None
+
+
+def test_a_model_path_that_cannot_be_read_is_unusable_not_a_crash(small_config):
+    path = small_config.path(small_config.classifier.model_path)
+    path.mkdir(parents=True)  # a directory where the file should be (IsADirectoryError)
+    with pytest.raises(ValueError, match="unreadable model file.*IsADirectoryError"):
+        clf.read_artifact(path)
+    assert "IsADirectoryError" in clf.staleness(small_config)
+
+
+def test_a_write_cut_off_long_ago_leaves_no_temporary_file_behind(small_config, tmp_path):
+    import os
+    import time
+
+    first = load_classifier(small_config)
+    path = small_config.path(small_config.classifier.model_path)
+    old = path.with_name(path.name + "abc123.tmp")  # what a trainer killed mid-write leaves
+    recent = path.with_name(path.name + "def456.tmp")  # another write, still under way
+    for tmp in (old, recent):
+        tmp.write_bytes(b"half a model")
+    long_ago = time.time() - clf.STALE_TMP_S - 60
+    os.utime(old, (long_ago, long_ago))
+    clf.save(first, path)
+    assert not old.exists() and recent.exists()
+    assert oct(path.stat().st_mode & 0o777) == "0o600"  # the callers' masked transcripts stay private
 
 
 def test_bad_data_fails_training_with_the_line_to_fix(small_config):

@@ -136,6 +136,27 @@ def test_without_a_model_it_is_not_ready_until_the_retrain_is_in(small_config, l
     assert lc.current.predict("i forgot my password", "en").category == "account_security"
 
 
+def test_an_intact_file_that_will_not_load_is_retrained_not_trusted(small_config, live, caplog):
+    # Header, length and checksum all whole, and still it does not unpickle (say, written by
+    # code whose classes have since moved): with no model in use, the worker must retrain
+    # rather than take the header's word that the file on disk is current.
+    import pickle
+    import zlib
+
+    clf.load_classifier(small_config)
+    path = small_config.path(small_config.classifier.model_path)
+    header = clf.read_artifact(path, header_only=True)
+    body = b"\x80\x05 not a pickle of any models"
+    path.write_bytes(pickle.dumps({**header, "body_bytes": len(body), "body_crc32": zlib.crc32(body)}) + body)
+    assert clf.staleness(small_config) is None  # the quick look cannot tell
+    lc = live().start(watch=False)
+    assert lc.current is None and "unreadable" in lc.problems_seen[NO_MODEL]
+    lc.wait(120)
+    assert _retrains(caplog) == 1
+    assert lc.current is not None and lc.current.predict("i forgot my password", "en").category == "account_security"
+    assert clf.read_artifact(path)["models"]  # replaced by a file that loads
+
+
 def test_two_workers_finding_the_model_stale_train_it_once(small_config, live, caplog):
     clf.load_classifier(small_config)
     with _en_file(small_config).open("a", encoding="utf-8") as fh:
