@@ -24,15 +24,18 @@ ENDED_GRACE_S = 600  # an ended call's session lingers this long, for retried st
 
 def listen_twiml(ctx: CallContext, session: Session, hotline: Hotline, prompt: str, reprompt: bool = False) -> str:
     changes = {"listen_started_at": time.time(), "speech_outcome": "", "partial": ""}
+    turn = session.reprompts
     if reprompt:
-        changes["reprompts"] = session.reprompts + 1
+        turn = changes["reprompts"] = session.reprompts + 1
         if session.transcript:
             changes["transcripts"] = session.transcripts + [session.transcript]
     ctx.sessions.update(session.sid, "listening", **changes)
     return twiml.listen(
         hotline, prompt,
         stream_url=ctx.config.server.stream_base + "/twilio/stream",
-        action_url=ctx.url("/twilio/listened"),
+        # The turn names this listening in the action URL: a retry of it is answered from
+        # memory, and a turn whose stream stored nothing is still a new turn.
+        action_url=ctx.url(f"/twilio/listened?turn={turn}"),
         params={"token": session.token, "hotline": hotline.id},
     )
 

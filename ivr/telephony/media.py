@@ -30,6 +30,15 @@ def stream(ws) -> None:
     turn = StreamTurn(ctx)
     try:
         turn.run(ws)
+    except Exception:
+        # Not to flask-sock: its error path would answer with the webhooks' fallback TwiML,
+        # written as raw bytes into the open socket. Store what was heard and close cleanly;
+        # the <Connect> action then moves the call on.
+        log.exception("media stream handler failed; finishing the turn", extra={"call_sid": turn.sid})
+        try:
+            turn.finish("stream_end")
+        except Exception:
+            log.exception("could not store the utterance of a failed stream", extra={"call_sid": turn.sid})
     finally:
         if turn.stored:  # the outcome is on the session: Twilio may ask for the <Connect> action now
             try:
@@ -90,6 +99,11 @@ class StreamTurn:
                 log.info("caller pressed a key (ignored: no keypad menus)", extra={"call_sid": self.sid})
 
     def on_start(self, event: protocol.Start) -> bool:
+        if self.session is not None:
+            # One socket carries one stream: a second start would orphan this turn's recognizer.
+            log.warning("media stream sent a second start; ignored",
+                        extra={"call_sid": self.sid, "second_call_sid": event.call_sid})
+            return True
         session = self.ctx.sessions.get(event.call_sid)
         if session is None or not session.token or event.custom.get("token") != session.token:
             log.warning("media stream refused: unknown call or wrong token", extra={"call_sid": event.call_sid})
@@ -161,8 +175,18 @@ class StreamTurn:
         if self.audio is not None and self.audio:
             details["audio_path"] = self._save_audio()
             more["recordings"] = [p for p in session.recordings if p != details["audio_path"]] + [details["audio_path"]]
-        self.ctx.sessions.update(self.sid, "understanding" if session.state != "ended" else "ended",
-                                 speech_outcome=outcome, transcript=text, partial=text, speech=details, **more)
+        fields = dict(speech_outcome=outcome, transcript=text, partial=text, speech=details, **more)
+        turn = session.reprompts
+        # Decided on the session as it is now, not as the start message found it: the caller
+        # may have hung up since, or (a socket late to finish) the call moved on to a later turn.
+        now = self.ctx.sessions.update(self.sid, "understanding",
+                                       when=lambda s: s.state == "listening" and s.reprompts == turn, **fields)
+        if now is not None and now.state == "ended" and now.reprompts == turn:
+            # hung up while speaking: the words still belong on the call's record
+            self.ctx.sessions.update(self.sid, when=lambda s: s.state == "ended" and s.reprompts == turn, **fields)
+        elif now is not None and (now.state != "understanding" or now.reprompts != turn):
+            log.warning("media stream finished after its turn; outcome not stored",
+                        extra={"call_sid": self.sid, "turn": turn, "state": now.state, "call_turn": now.reprompts})
         self.stored = True
         log.info("caller finished speaking", extra={"call_sid": self.sid, "speech_outcome": outcome})
 

@@ -68,7 +68,7 @@ Event = Connected | Start | Media | Mark | Dtmf | Stop
 def _int(value, name: str) -> int:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise MalformedMessage(f"{name} is not a number: {str(value)[:40]!r}") from None
 
 
@@ -78,8 +78,27 @@ def _obj(value, name: str) -> dict:
     return value
 
 
+def _tracks(value) -> tuple[str, ...]:
+    if not value:
+        return ("inbound",)
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise MalformedMessage("start.tracks is not a list of names")
+    return tuple(value)
+
+
 def parse(raw: str | bytes) -> Event:
-    """One Twilio message → a typed event; raises :class:`MalformedMessage`."""
+    """One Twilio message → a typed event; raises :class:`MalformedMessage`, and only that,
+    whatever the peer sends (``Infinity`` where a number goes, a number where a list goes,
+    arrays nested past the parser's depth)."""
+    try:
+        return _parse(raw)
+    except MalformedMessage:
+        raise
+    except (TypeError, ValueError, OverflowError, RecursionError, AttributeError) as exc:
+        raise MalformedMessage(f"unusable message: {type(exc).__name__}: {str(exc)[:80]}") from None
+
+
+def _parse(raw: str | bytes) -> Event:
     if raw is None:
         raise MalformedMessage("empty message")
     if len(raw) > MAX_MESSAGE_BYTES:
@@ -121,7 +140,7 @@ def parse(raw: str | bytes) -> Event:
             stream_sid=str(start.get("streamSid") or msg.get("streamSid") or ""),
             call_sid=call_sid,
             account_sid=str(start.get("accountSid", "")),
-            tracks=tuple(start.get("tracks") or ("inbound",)),
+            tracks=_tracks(start.get("tracks")),
             encoding=str(fmt.get("encoding", "audio/x-mulaw")),
             sample_rate=_int(fmt.get("sampleRate", 8000), "start.mediaFormat.sampleRate"),
             channels=_int(fmt.get("channels", 1), "start.mediaFormat.channels"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import secrets
 
 from flask import Blueprint, Response, current_app, request
@@ -135,7 +136,9 @@ def listened():
     session = ctx.sessions.get(sid)
     if session is None:
         return xml(fallback_twiml(ctx, sid))
-    turn = str(session.speech.get("turn", session.reprompts))
+    # The turn is in the action URL (a retry repeats it); calls answered before it was there
+    # fall back to the turn the stream stored.
+    turn = request.args.get("turn", "") or str(session.speech.get("turn", session.reprompts))
     return xml(_remember(ctx, sid, f"listened:{turn}", lambda: _after_listening(ctx, session)))
 
 
@@ -223,7 +226,7 @@ def dialed():
     status = form.get("DialCallStatus", "failed")
     key = _request_key("dialed")
     return xml(_remember(ctx, sid, key, lambda: flow.after_dial(
-        ctx, session, status, float(form.get("DialCallDuration") or 0))))
+        ctx, session, status, _seconds(form, "DialCallDuration"))))
 
 
 @bp.post("/status")
@@ -234,5 +237,20 @@ def status():
     sid = form.get("CallSid", "")
     call_status = form.get("CallStatus", "")
     if sid and call_status in ("completed", "busy", "failed", "no-answer", "canceled"):
-        flow.call_over(ctx, sid, call_status, float(form.get("CallDuration") or 0))
+        flow.call_over(ctx, sid, call_status, _seconds(form, "CallDuration"))
     return xml(twiml.empty())
+
+
+def _seconds(form, name: str) -> float:
+    """A duration Twilio sends (whole seconds); one that does not parse counts as 0, so the
+    call is still wrapped up, released and recorded."""
+    raw = form.get(name) or "0"
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value < 0:
+        log.warning("webhook parameter is not a duration; counted as 0",
+                    extra={"call_sid": form.get("CallSid", ""), "parameter": name, "value": raw[:40]})
+        return 0.0
+    return value

@@ -299,6 +299,117 @@ def test_a_stream_in_another_audio_format_is_refused_and_the_caller_reaches_a_pe
     assert answer.find("Connect") is None and answer.find("Dial/Client").text == "bench01"
 
 
+def _signed_post(h, url: str, params: dict) -> ET.Element:
+    """POST ``params`` to an absolute URL the server gave (an action URL), signed as Twilio signs."""
+    sig = RequestValidator(TWILIO_TOKEN).compute_signature(url, params)
+    resp = requests.post(h.url + url.removeprefix(PUBLIC_URL), data=params, timeout=10,
+                         headers={"X-Twilio-Signature": sig})
+    assert resp.status_code == 200, resp.text
+    return ET.fromstring(resp.text)
+
+
+def _in_use(engine) -> int:
+    """Recognizers taken from the test session's pools and not given back."""
+    return sum(p.created - p.retired - p.idle - p.finishing for p in engine.pools.values())
+
+
+def _closed_cleanly(ws) -> bool:
+    """The server ended the socket with a close frame (not bytes of some other protocol)."""
+    import websocket
+
+    while True:
+        opcode, _ = ws.recv_data(control_frame=True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            return True
+        if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_PING, websocket.ABNF.OPCODE_PONG):
+            return False
+
+
+def test_values_no_field_can_hold_and_a_second_start_are_skipped_not_fatal(redis_server, redis, hotlines, engine):
+    # Python's JSON parser takes Infinity and arrays nested past its depth; a second start
+    # on the same socket must not take (and orphan) a second recognizer.
+    h = hotlines(redis_server.url, agents=1)
+    sid = "CA" + "9" * 32
+    before = _in_use(engine)
+    ws, params = _open_stream(h, sid)
+    start_again = json.dumps({"event": "start", "start": {"callSid": sid, "tracks": 5,
+                                                          "customParameters": {"token": "x"}}})
+    for junk in ('{"event": "media", "sequenceNumber": Infinity, "media": {"payload": "AAAA"}}',
+                 '{"event": "media", "media": {"payload": "AAAA", "timestamp": -Infinity}}',
+                 "[" * 5000 + "]" * 5000, start_again, _media(2, 1, b"\xff" * 160)):
+        ws.send(junk)
+    ws.send(json.dumps({"event": "start", "sequenceNumber": "3", "start": {
+        "streamSid": "MZ1", "callSid": sid, "accountSid": "AC1", "tracks": ["inbound"],
+        "customParameters": {"token": h.session(sid)["token"], "hotline": "ko"},
+        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}))
+    ws.send(json.dumps({"event": "stop", "sequenceNumber": "4", "streamSid": "MZ1", "stop": {"callSid": sid}}))
+    assert _closed_cleanly(ws)
+    ws.close()
+    wait_for(lambda: h.session(sid).get("speech_outcome"), 20, what="the turn to end")
+    assert h.session(sid)["speech_outcome"] in ("no_speech", "stream_end")
+    wait_for(lambda: _in_use(engine) == before, 20, what="the recognizer to go back to its pool")
+    assert _connect_action(h, params).tag == "Response"
+
+
+def test_a_caller_who_hangs_up_mid_sentence_keeps_their_words_on_the_record(redis_server, redis, hotlines):
+    h = hotlines(redis_server.url, agents=1)
+    sid = "CA" + "8" * 32
+    ws, params = _open_stream(h, sid)
+    for k in range(25):
+        ws.send(_media(k + 2, k + 1, b"\xff" * 160))
+    hung_up = dict(params, CallStatus="completed", CallDuration="4")
+    assert _signed_post(h, PUBLIC_URL + "/twilio/status", hung_up).tag == "Response"
+    assert h.session(sid)["state"] == "ended"
+    ws.send(json.dumps({"event": "stop", "sequenceNumber": "30", "streamSid": "MZ1", "stop": {"callSid": sid}}))
+    try:
+        ws.recv()
+    except Exception:
+        pass
+    ws.close()
+    session = wait_for(lambda: h.session(sid).get("speech_outcome") and h.session(sid), 20, what="the words stored")
+    assert session["state"] == "ended" and session["speech_outcome"] in ("no_speech", "stream_end")
+    assert json.loads(session["speech"])["turn"] == 0
+
+
+def test_a_turn_whose_stream_never_came_moves_the_call_on(redis_server, redis, hotlines):
+    """Each <Connect action> names its turn: when the second listening's stream never opens
+    (a dropped socket, a restart), its action is a new turn, not the first one's answer again."""
+    import websocket
+
+    h = hotlines(redis_server.url, agents=1)
+    on_shift(h.url, "bench01")
+    sid = "CA" + "7" * 32
+    ws, params = _open_stream(h, sid)
+    ws.send(json.dumps({"event": "stop", "sequenceNumber": "2", "streamSid": "MZ1", "stop": {"callSid": sid}}))
+    try:
+        ws.recv()
+    except (websocket.WebSocketException, OSError):
+        pass
+    ws.close()
+    wait_for(lambda: h.session(sid).get("speech_outcome"), 20, what="the first turn to end")
+    first_action = f"{PUBLIC_URL}/twilio/listened?turn=0"
+    asked_again = _signed_post(h, first_action, dict(params, CallStatus="in-progress"))
+    second_action = asked_again.find("Connect").get("action")  # nothing heard: asked once more
+    assert second_action == f"{PUBLIC_URL}/twilio/listened?turn=1"
+    # A retry of the first action still gets the first answer.
+    assert ET.tostring(_signed_post(h, first_action, dict(params, CallStatus="in-progress"))) == ET.tostring(asked_again)
+    # No stream for the second turn at all: its action puts the caller through to a person.
+    answer = _signed_post(h, second_action, dict(params, CallStatus="in-progress"))
+    assert answer.find("Connect") is None and answer.find("Dial/Client").text == "bench01"
+
+
+@pytest.mark.parametrize("duration", ["12.5s", "inf", "-3", "NaN"])
+def test_a_status_callback_with_a_broken_duration_still_ends_the_call(redis_server, redis, hotlines, duration):
+    h = hotlines(redis_server.url, agents=1)
+    sid = "CA" + "6" * 32
+    ws, params = _open_stream(h, sid)
+    ws.close()
+    done = dict(params, CallStatus="completed", CallDuration=duration)
+    assert _signed_post(h, PUBLIC_URL + "/twilio/status", done).tag == "Response"
+    assert h.session(sid)["state"] == "ended"
+    assert redis.zscore(h.keys.live_calls(), sid) is None
+
+
 # --- the bearer token on every route ---------------------------------------------------
 
 PUBLIC_ROUTES = {"/ops/login", "/ops/static/<path:filename>"}  # the login form and its stylesheet

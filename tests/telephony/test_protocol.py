@@ -39,6 +39,11 @@ def test_start_carries_custom_parameters():
     (json.dumps({"event": "media"}), "media is missing"),
     (json.dumps({"event": "start", "start": {}}), "callSid is missing"),
     ("x" * (protocol.MAX_MESSAGE_BYTES + 1), "exceeds"),
+    # Python's JSON takes these; no field of Twilio's can hold them
+    ('{"event": "media", "sequenceNumber": Infinity, "media": {"payload": "AAAA"}}', "not a number"),
+    ('{"event": "media", "media": {"payload": "AAAA", "timestamp": NaN}}', "not a number"),
+    (json.dumps({"event": "start", "start": {"callSid": "CA1", "tracks": 5}}), "tracks is not a list"),
+    ("[" * 5000 + "]" * 5000, "RecursionError"),
 ])
 def test_malformed_messages_raise_a_clear_error(raw, reason):
     with pytest.raises(protocol.MalformedMessage, match=reason):
