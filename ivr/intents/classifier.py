@@ -8,7 +8,7 @@ that file and retrains when the data changed or the file is missing, corrupt or 
 library versions.
 
 The file is two pickles (protocol 5) one after the other: a small header (format, versions,
-data hash, the body's length) and the body (taxonomy and models). Whether a saved model is
+data hash, the body's length and CRC32) and the body (taxonomy and models). Whether a saved model is
 current is read from the header, with the body's bytes checked against the length and CRC
 it records (27 ms), where unpickling the ~85 MB body takes 0.4 s (joblib, which wrote these
 files until stop 20, took 3.8 s: its unpickler runs in Python).
@@ -225,11 +225,15 @@ def read_artifact(path: str | Path, *, header_only: bool = False) -> dict:
         raise ValueError(f"{path}: unreadable model file ({type(exc).__name__}: {exc.strerror or exc})") from None
 
 
-def _read(f, path, header_only: bool) -> dict:
+def _unpickle(f, path):
     try:
-        header = pickle.load(f)
+        return pickle.load(f)
     except Exception as exc:  # unpickling garbage raises anything from EOFError to KeyError
         raise ValueError(f"{path}: unreadable model file ({type(exc).__name__}: {exc})") from None
+
+
+def _read(f, path, header_only: bool) -> dict:
+    header = _unpickle(f, path)
     if not isinstance(header, dict) or header.get("format") != ARTIFACT_FORMAT:
         raise ValueError(f"{path}: not a model file of format {ARTIFACT_FORMAT}")
     if header.get("versions") != library_versions():
@@ -245,11 +249,7 @@ def _read(f, path, header_only: bool) -> dict:
         if crc != header.get("body_crc32"):
             raise ValueError(f"{path}: unreadable model file (its models' bytes fail their checksum)")
         return header
-    try:
-        body = pickle.load(f)
-    except Exception as exc:
-        raise ValueError(f"{path}: unreadable model file ({type(exc).__name__}: {exc})") from None
-    return header | body
+    return header | _unpickle(f, path)
 
 
 def _saved_artifact(config, *, header_only: bool = False) -> tuple[dict | None, str | None]:

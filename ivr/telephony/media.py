@@ -32,13 +32,9 @@ def stream(ws) -> None:
         turn.run(ws)
     except Exception:
         # Not to flask-sock: its error path would answer with the webhooks' fallback TwiML,
-        # written as raw bytes into the open socket. Store what was heard and close cleanly;
-        # the <Connect> action then moves the call on.
+        # written as raw bytes into the open socket. ``turn.close()`` below stores what was
+        # heard, then flask-sock closes the socket; the <Connect> action moves the call on.
         log.exception("media stream handler failed; finishing the turn", extra={"call_sid": turn.sid})
-        try:
-            turn.finish("stream_end")
-        except Exception:
-            log.exception("could not store the utterance of a failed stream", extra={"call_sid": turn.sid})
     finally:
         if turn.stored:  # the outcome is on the session: Twilio may ask for the <Connect> action now
             try:
@@ -182,7 +178,8 @@ class StreamTurn:
         now = self.ctx.sessions.update(self.sid, "understanding",
                                        when=lambda s: s.state == "listening" and s.reprompts == turn, **fields)
         if now is not None and now.state == "ended" and now.reprompts == turn:
-            # hung up while speaking: the words still belong on the call's record
+            # hung up while speaking: the words go on the ended session (the ops page shows it for
+            # its grace period); the call's record was written at the hang-up, without them
             self.ctx.sessions.update(self.sid, when=lambda s: s.state == "ended" and s.reprompts == turn, **fields)
         elif now is not None and (now.state != "understanding" or now.reprompts != turn):
             log.warning("media stream finished after its turn; outcome not stored",

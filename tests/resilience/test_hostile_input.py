@@ -351,7 +351,7 @@ def test_values_no_field_can_hold_and_a_second_start_are_skipped_not_fatal(redis
     assert _connect_action(h, params).tag == "Response"
 
 
-def test_a_caller_who_hangs_up_mid_sentence_keeps_their_words_on_the_record(redis_server, redis, hotlines):
+def test_a_caller_who_hangs_up_mid_sentence_keeps_their_words_on_the_ended_call(redis_server, redis, hotlines):
     h = hotlines(redis_server.url, agents=1)
     sid = "CA" + "8" * 32
     ws, params = _open_stream(h, sid)
