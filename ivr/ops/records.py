@@ -79,6 +79,37 @@ def write_record(redis, keys, record: dict, retention_days: int | float, *, at: 
     return entry_id
 
 
+def replace_record(redis, keys, record: dict, retention_days: int | float) -> str | None:
+    """Put ``record`` in place of the stored record of the same call (its ``sid``); None, and
+    nothing written, when that call has no record yet.
+
+    A stream's entries cannot change, so the new one is appended (dated now, so it moves to
+    the end of the stream) and the old one deleted, in one step with the reference key's
+    move: a reader sees the old record or the new one, never both or neither."""
+    sid = str(record.get("sid") or "")
+    old = redis.get(keys.record_ref(sid)) if sid else None
+    if old is None:
+        return None
+    record = sanitize(record)
+    body = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
+    min_id = f"{int(time.time() * 1000) - int(retention_days * 86400 * 1000)}-0"
+    entry_id = redis.eval(_REPLACE, 2, keys.records(), keys.record_ref(sid), _text(old), body, min_id,
+                          max(1, int(retention_days * 86400)))
+    return _text(entry_id) if entry_id else None
+
+
+# KEYS: records stream, the call's reference key; ARGV: old entry ID, new body, MINID, TTL (s).
+# One script, so the append, the delete and the reference's move are one step for every reader;
+# the reference is checked again inside it (another writer may have moved it meanwhile).
+_REPLACE = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return false end
+local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[3], '*', 'json', ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], id, 'EX', ARGV[4])
+return id
+"""
+
+
 def _next_seq(redis, keys, ms: int) -> int:
     last = redis.xrevrange(keys.records(), count=1)
     if last:

@@ -179,8 +179,11 @@ class StreamTurn:
                                        when=lambda s: s.state == "listening" and s.reprompts == turn, **fields)
         if now is not None and now.state == "ended" and now.reprompts == turn:
             # hung up while speaking: the words go on the ended session (the ops page shows it for
-            # its grace period); the call's record was written at the hang-up, without them
-            self.ctx.sessions.update(self.sid, when=lambda s: s.state == "ended" and s.reprompts == turn, **fields)
+            # its grace period), and the record the hang-up wrote without them is written again
+            if self.ctx.sessions.update(self.sid, when=lambda s: s.state == "ended" and s.reprompts == turn, **fields):
+                from ivr.telephony import record
+
+                record.amend(self.ctx, self.sid)
         elif now is not None and (now.state != "understanding" or now.reprompts != turn):
             log.warning("media stream finished after its turn; outcome not stored",
                         extra={"call_sid": self.sid, "turn": turn, "state": now.state, "call_turn": now.reprompts})

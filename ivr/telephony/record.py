@@ -1,10 +1,12 @@
-"""The call record: what happened on one call, masked, written once when it ends."""
+"""The call record: what happened on one call, masked, written when it ends (and again if a
+media stream that outlived the hang-up brings the caller's last words)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 from ivr.calls import Session
@@ -71,10 +73,48 @@ def write(ctx: CallContext, session: Session, duration_s: float) -> None:
 
     record = build(session, duration_s)
     write_record(ctx.redis, ctx.keys, record, ctx.config.calls.retention_days)
+    _write_sidecar(session, record)
+    log.info("call record written", extra={"call_sid": session.sid, "outcome": session.outcome,
+                                           "category": session.category, "agent": session.agent})
+
+
+# How long a late stream waits for the hang-up's record to be written before amending it: the
+# call is ended already, so the writer is between its update and its write (milliseconds).
+AMEND_WAIT_S = 2.0
+
+
+def amend(ctx: CallContext, sid: str, wait_s: float = AMEND_WAIT_S) -> bool:
+    """Write an ended call's record again from its session as it is now; whether it changed.
+
+    For a caller who hung up mid-sentence: the hang-up wrote the record while the media
+    stream was still recognising, and the words (and the turn's WAV) reached the session
+    after it. The record keeps its duration; it moves to the end of the records stream."""
+    from ivr.ops.records import find_record, replace_record, sanitize
+
+    deadline = time.monotonic() + wait_s
+    while ctx.redis.hget(ctx.keys.call(sid), "recorded") != "1":
+        if time.monotonic() >= deadline:
+            log.warning("ended call has no record to amend", extra={"call_sid": sid})
+            return False
+        time.sleep(0.02)
+    old = find_record(ctx.redis, ctx.keys, sid, scan=False)
+    session = ctx.sessions.get(sid)
+    if old is None or session is None:
+        return False
+    record = build(session, old.get("duration_s", 0.0))
+    stored = {k: v for k, v in old.items() if k != "record_id"}
+    if json.loads(json.dumps(sanitize(record), ensure_ascii=False, default=str)) == stored:
+        return False
+    if replace_record(ctx.redis, ctx.keys, record, ctx.config.calls.retention_days) is None:
+        return False
+    _write_sidecar(session, record)
+    log.info("call record amended", extra={"call_sid": sid, "outcome": session.outcome})
+    return True
+
+
+def _write_sidecar(session: Session, record: dict) -> None:
     if session.recordings:
         try:
             write_sidecar(Path(session.recordings[-1]).parent, session, record)
         except OSError:  # the record in Redis is what counts; the copy for replay is a convenience
             log.exception("recording's record file not written", extra={"call_sid": session.sid})
-    log.info("call record written", extra={"call_sid": session.sid, "outcome": session.outcome,
-                                           "category": session.category, "agent": session.agent})

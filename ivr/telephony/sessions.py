@@ -72,10 +72,12 @@ class SessionStore:
                     if when is not None and not when(session):
                         pipe.reset()
                         return session
+                    was_ended = session.state == "ended"
                     advance(session, to or session.state, self.clock(), **changes)
                     pipe.multi()
                     pipe.hset(key, mapping=session.to_hash())
-                    pipe.expire(key, self.ttl_s)
+                    if not was_ended:  # an ended call keeps the short grace its hang-up gave it
+                        pipe.expire(key, self.ttl_s)
                     if session.state == "ended":
                         pipe.zrem(self.keys.live_calls(), sid)
                     pipe.execute()

@@ -94,6 +94,32 @@ def test_find_record_without_its_reference_key_scans(redis):
     assert records.find_record(redis, KEYS, "CA1", scan=False) is None  # request paths never walk the stream
 
 
+def test_replacing_a_record_keeps_one_masked_record_per_call(redis):
+    assert records.replace_record(redis, KEYS, record("CA1"), 30) is None  # nothing to replace yet
+    assert records.count_records(redis, KEYS) == 0
+    for i in range(3):
+        records.write_record(redis, KEYS, record(f"CA{i}", transcript=""), 30)
+    first = records.find_record(redis, KEYS, "CA1")["record_id"]
+    new_id = records.replace_record(redis, KEYS, record("CA1", transcript="제 번호는 공일공 일이삼사 오육칠팔이에요"), 30)
+    assert new_id and new_id != first
+    got = records.find_record(redis, KEYS, "CA1", scan=False)
+    assert got["record_id"] == new_id and got["transcript"] == "제 번호는 [PHONE]에요"
+    # the old entry is gone, the others untouched; the replacement is now the newest
+    assert [r["sid"] for r in records.read_records(redis, KEYS)] == ["CA1", "CA2", "CA0"]
+    assert records.count_records(redis, KEYS) == 3
+    assert 29 * DAY < redis.ttl(KEYS.record_ref("CA1")) <= 30 * DAY
+
+
+def test_a_replacement_racing_another_one_loses_instead_of_duplicating(redis):
+    records.write_record(redis, KEYS, record("CA1"), 30)
+    stale = redis.get(KEYS.record_ref("CA1"))
+    records.replace_record(redis, KEYS, record("CA1", category="complaint"), 30)
+    # a writer that read the reference before the first replacement moved it: its script refuses
+    assert redis.eval(records._REPLACE, 2, KEYS.records(), KEYS.record_ref("CA1"), stale, "{}", "0-0", 60) is None
+    assert records.count_records(redis, KEYS) == 1
+    assert records.find_record(redis, KEYS, "CA1")["category"] == "complaint"
+
+
 def test_unreadable_entries_are_skipped_not_fatal(redis):
     records.write_record(redis, KEYS, record("CA1"), 30)
     redis.xadd(KEYS.records(), {"json": "{not json"})

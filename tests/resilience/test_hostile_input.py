@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from tests.resilience.conftest import API_TOKEN, KO, PUBLIC_URL, TWILIO_TOKEN, on_shift, wait_for
+from tests.resilience.conftest import API_TOKEN, KO, PUBLIC_URL, SPEECH, TWILIO_TOKEN, on_shift, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_TEXT = (ROOT / "config.yaml").read_text(encoding="utf-8")
@@ -351,24 +351,42 @@ def test_values_no_field_can_hold_and_a_second_start_are_skipped_not_fatal(redis
     assert _connect_action(h, params).tag == "Response"
 
 
-def test_a_caller_who_hangs_up_mid_sentence_keeps_their_words_on_the_ended_call(redis_server, redis, hotlines):
+def test_a_caller_who_hangs_up_mid_sentence_keeps_their_words_in_the_call_record(redis_server, redis, hotlines):
+    """The hang-up writes the record while the stream is still recognising the caller's last
+    words: they reach the ended session after it, and the record is written again with them."""
+    from ivr.ops.records import find_record
+    from ivr.telephony.wavstream import frames, read_wav
+
     h = hotlines(redis_server.url, agents=1)
     sid = "CA" + "8" * 32
     ws, params = _open_stream(h, sid)
-    for k in range(25):
-        ws.send(_media(k + 2, k + 1, b"\xff" * 160))
+    audio = read_wav(SPEECH / "ko_kw_game.wav")  # 0.5 s of silence, "게임 게임", 1.5 s of silence
+    for k, chunk in enumerate(frames(audio[:len(audio) - 12800])):  # cut 0.1 s before the phrase ends
+        ws.send(_media(k + 2, k + 1, chunk))
     hung_up = dict(params, CallStatus="completed", CallDuration="4")
     assert _signed_post(h, PUBLIC_URL + "/twilio/status", hung_up).tag == "Response"
     assert h.session(sid)["state"] == "ended"
-    ws.send(json.dumps({"event": "stop", "sequenceNumber": "30", "streamSid": "MZ1", "stop": {"callSid": sid}}))
+    written = find_record(redis, h.keys, sid, scan=False)
+    assert written is not None and written["duration_s"] == 4.0
+    ws.send(json.dumps({"event": "stop", "sequenceNumber": "9999", "streamSid": "MZ1", "stop": {"callSid": sid}}))
     try:
         ws.recv()
     except Exception:
         pass
     ws.close()
-    session = wait_for(lambda: h.session(sid).get("speech_outcome") and h.session(sid), 20, what="the words stored")
-    assert session["state"] == "ended" and session["speech_outcome"] in ("no_speech", "stream_end")
-    assert json.loads(session["speech"])["turn"] == 0
+    session = wait_for(lambda: h.session(sid).get("speech_outcome") and h.session(sid), 30, what="the words stored")
+    assert session["state"] == "ended" and session["speech_outcome"] == "stream_end"
+    assert json.loads(session["speech"])["turn"] == 0 and session["transcript"]
+    record = wait_for(lambda: (find_record(redis, h.keys, sid, scan=False) or {}).get("transcript")
+                      and find_record(redis, h.keys, sid, scan=False), 10, what="the record amended")
+    assert record["transcript"] == session["transcript"] and record["speech"]["outcome"] == "stream_end"
+    assert record["outcome"] == "hung_up_while_listening" and record["duration_s"] == 4.0
+    assert record["record_id"] != written["record_id"]
+    # one record for the call, not two: the first was replaced
+    entries = [json.loads(f["json"])["sid"] for _, f in redis.xrange(h.keys.records())]
+    assert entries.count(sid) == 1
+    # the amended session kept the short grace of an ended call
+    assert 0 < redis.ttl(h.keys.call(sid)) <= 600
 
 
 def test_a_turn_whose_stream_never_came_moves_the_call_on(redis_server, redis, hotlines):
