@@ -11,6 +11,7 @@ import hashlib
 import logging
 import math
 import secrets
+import time
 
 from flask import Blueprint, Response, current_app, request
 from flask_sock import Sock
@@ -82,15 +83,40 @@ def on_error(exc: Exception):
 
 
 def _remember(ctx: CallContext, sid: str, key: str, build) -> str:
-    """Answer a retried webhook exactly as the first time (no second reservation)."""
+    """Answer a retried webhook exactly as the first time (no second reservation).
+
+    The first delivery claims the key before it builds the answer, so a duplicate arriving
+    while it works (Twilio retrying a slow request, a proxy repeating it) waits for that
+    answer instead of routing the call a second time. A claim whose builder died is let
+    go (``finally``) or lapses after ``CLAIM_S``; a duplicate that waited ``CLAIM_WAIT_S``
+    for nothing builds the answer itself rather than keep the caller in silence."""
     redis_key = ctx.keys.webhook_seen(sid, key)
-    seen = ctx.redis.get(redis_key)
-    if seen is not None:
-        log.info("webhook retry answered from memory", extra={"call_sid": sid, "webhook": key})
-        return seen
-    body = build()
+    deadline = time.monotonic() + CLAIM_WAIT_S
+    while True:
+        if ctx.redis.set(redis_key, _BUILDING, nx=True, ex=CLAIM_S):
+            break
+        seen = ctx.redis.get(redis_key)
+        if seen is not None and seen != _BUILDING:
+            log.info("webhook retry answered from memory", extra={"call_sid": sid, "webhook": key})
+            return seen
+        if time.monotonic() >= deadline:
+            log.warning("webhook's first delivery still unanswered; answering this one",
+                        extra={"call_sid": sid, "webhook": key})
+            break
+        time.sleep(0.02)
+    body = None
+    try:
+        body = build()
+    finally:
+        if body is None:
+            ctx.redis.delete(redis_key)
     ctx.redis.set(redis_key, body, ex=REPLAY_TTL_S)
     return body
+
+
+_BUILDING = "\x00building"  # the claim's value: never a TwiML body
+CLAIM_S = 10  # a claim lapses after this, should its process die before answering
+CLAIM_WAIT_S = 5.0  # a duplicate waits this long for the first delivery's answer (Twilio waits 15 s)
 
 
 def _retry_key(name: str, *parts: str) -> str:

@@ -104,3 +104,48 @@ def test_malformed_webhook_without_call_sid_gets_fallback_twiml(cfg, redis):
     response = signed_post(client, "/twilio/voice", {"From": "+1"})
     assert response.status_code == 200
     assert ET.fromstring(response.data).find("Dial").text == cfg.fallback.dial
+
+
+def test_a_duplicate_delivery_waits_for_the_first_answer_instead_of_routing_again(redis):
+    """Two deliveries of one webhook at once (a slow first answer, Twilio or a proxy repeating
+    it): the answer is built once, and both get it."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from ivr.telephony import webhooks
+
+    ctx = SimpleNamespace(redis=redis, keys=Keys("ivr"))
+    built, started = [], threading.Event()
+
+    def build():  # stands for routing the call: reserving an agent must happen once
+        built.append(1)
+        started.set()
+        time.sleep(0.5)
+        return f"<Response><Say>answer {len(built)}</Say></Response>"
+
+    answers = []
+    first = threading.Thread(target=lambda: answers.append(webhooks._remember(ctx, "CA1", "dialed:x", build)))
+    first.start()
+    assert started.wait(5)
+    second = webhooks._remember(ctx, "CA1", "dialed:x", build)  # arrives while the first builds
+    first.join(5)
+    assert built == [1]
+    assert answers == [second] == ["<Response><Say>answer 1</Say></Response>"]
+
+
+def test_a_webhook_whose_answer_failed_is_built_again_on_the_retry(redis):
+    from types import SimpleNamespace
+
+    from ivr.telephony import webhooks
+
+    ctx = SimpleNamespace(redis=redis, keys=Keys("ivr"))
+
+    def broken():
+        raise ConnectionError("router gone")
+
+    with pytest.raises(ConnectionError):
+        webhooks._remember(ctx, "CA1", "listened:0", broken)
+    # the claim went with the failure: Twilio's retry is answered, not kept waiting
+    assert webhooks._remember(ctx, "CA1", "listened:0", lambda: "<Response/>") == "<Response/>"
+    assert redis.get(Keys("ivr").webhook_seen("CA1", "listened:0")) == "<Response/>"
