@@ -200,6 +200,19 @@ def write_artifact(path: str | Path, artifact: dict) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    _remove_legacy_file(path)
+
+
+def _remove_legacy_file(path: Path) -> None:
+    """Before stop 20 the model was saved with joblib as ``model.joblib`` (92 MB); once its
+    successor is written beside it, nothing reads it again."""
+    legacy = path.with_suffix(".joblib")
+    if path.suffix == ".pkl" and legacy.is_file():
+        try:
+            legacy.unlink()
+            log.info("old model file removed", extra={"path": str(legacy)})
+        except OSError:
+            pass  # not ours to remove: it only takes room
 
 
 def _remove_stale_tmp_files(path: Path) -> None:

@@ -128,6 +128,21 @@ def test_a_write_cut_off_long_ago_leaves_no_temporary_file_behind(small_config, 
     assert oct(path.stat().st_mode & 0o777) == "0o600"  # the callers' masked transcripts stay private
 
 
+def test_the_joblib_model_of_earlier_versions_goes_once_its_successor_is_written(small_config):
+    first = load_classifier(small_config)
+    path = small_config.path(small_config.classifier.model_path)
+    assert path.suffix == ".pkl"
+    legacy = path.with_suffix(".joblib")
+    legacy.write_bytes(b"a joblib model nothing reads any more")
+    clf.save(first, path)
+    assert not legacy.exists() and path.exists()
+    # a model path named .joblib by config is the model itself, never removed as old
+    named = path.with_name("custom.joblib")
+    clf.save(first, named)
+    clf.save(first, named)
+    assert clf.read_artifact(named, header_only=True)["format"] == clf.ARTIFACT_FORMAT
+
+
 def test_bad_data_fails_training_with_the_line_to_fix(small_config):
     with open(small_config.path("intents/en.tsv"), "a", encoding="utf-8") as f:
         f.write("billing\tmy bill is wrong\n")
