@@ -44,6 +44,7 @@ import re
 import unicodedata
 
 import numpy as np
+from scipy import sparse
 from scipy.optimize import minimize_scalar
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -272,7 +273,7 @@ class IntentModel(ClassifierMixin, BaseEstimator):
         y = np.asarray(y)
         self.features_ = self._features(texts)
         self.lexicons_z_ = float("nan")  # the lexicon gate's sign test, when it runs
-        matrix = self.features_.fit_transform(texts).tocsr()
+        matrix = self._fit_blocks(texts)
         self.classes_ = np.unique(y)
         _, counts = np.unique(y, return_counts=True)
         folds = min(self.calibration_folds, int(counts.min()))
@@ -303,6 +304,15 @@ class IntentModel(ClassifierMixin, BaseEstimator):
             self.temperature_ = self._fit_temperature(scores, y)
         self._build_fast_path()
         return self
+
+    def _fit_blocks(self, texts: list[str]):
+        """Fit every block's vocabulary and weights, the blocks in parallel (a third of the
+        hotline's training was these pure-Python analyzers, one block after another); the
+        same vectorizers and matrix as ``FeatureUnion.fit_transform``."""
+        blocks = self.features_.transformer_list
+        fitted = _parallel([lambda vec=vec: (vec, vec.fit_transform(texts)) for _, vec in blocks])
+        self.features_.transformer_list = [(name, vec) for (name, _), (vec, _) in zip(blocks, fitted)]
+        return sparse.hstack([block for _, block in fitted], format="csr", dtype=np.float64)
 
     def _keep_lexicons_if_they_help(self, matrix, y, folds: int) -> tuple:
         """Drop the lexicon blocks (WordNet concepts, VADER affect) unless the one SVM classifies

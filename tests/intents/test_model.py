@@ -128,3 +128,18 @@ def test_training_is_reproducible_whether_the_fits_run_in_parallel_or_not(monkey
     for model, i in zip(parallel, [0, 0, 1]):
         np.testing.assert_array_equal(model.coef_t_, serial[i].coef_t_)
         assert model.temperature_ == serial[i].temperature_
+
+
+def test_blocks_fitted_in_parallel_are_what_the_feature_union_fits():
+    texts, labels = _banking_slice(classes=6, per_class=25)
+    model = IntentModel(lexicons="on").fit(texts, labels)
+    union = IntentModel(lexicons="on")._features([normalize(t) for t in texts])
+    expected = union.fit_transform([normalize(t) for t in texts]).tocsr()
+    assert [name for name, _ in model.features_.transformer_list] == [name for name, _ in union.transformer_list]
+    for (_, ours), (_, theirs) in zip(model.features_.transformer_list, union.transformer_list):
+        assert ours.vocabulary_ == theirs.vocabulary_
+        np.testing.assert_array_equal(ours.idf_, theirs.idf_)
+    again = union.transform([normalize(t) for t in texts]).tocsr()
+    got = model.features_.transform([normalize(t) for t in texts]).tocsr()
+    assert got.shape == expected.shape and (got != again).nnz == 0
+    np.testing.assert_allclose(got.toarray(), expected.toarray(), atol=1e-12)
