@@ -39,6 +39,11 @@ class Keys:
         """String with TTL (the retention): the records stream ID of call ``sid``'s record."""
         return f"{self.prefix}:record:{{{sid}}}"
 
+    def record_amended(self, entry_id: str) -> str:
+        """String with TTL (the retention): the amended body of the record at stream ID
+        ``entry_id``, read in its place (a stream's entries cannot change)."""
+        return f"{self.prefix}:record-amended:{entry_id}"
+
     def feedback(self) -> str:
         """Stream: agents' category corrections, folded in by `ivr intents train --with-feedback`."""
         return f"{self.prefix}:feedback"

@@ -108,12 +108,15 @@ def _range(args) -> tuple[float | None, float | None]:
 def export(redis, keys, out, fmt: str, since: float | None, until: float | None) -> int:
     """Write the records in [since, until] to ``out`` oldest first; returns how many.
 
-    Reads the stream page by page. CSV needs its columns first, so it reads twice: once
-    for the column names, once for the rows; memory stays one page either way."""
-    from ivr.ops.records import csv_columns, flatten, read_records
+    Reads the stream page by page, up to the newest record there was when it began (calls
+    ending meanwhile are in the next export), so CSV's two readings, once for the column
+    names and once for the rows, see the same records; memory stays one page either way."""
+    from ivr.ops.records import csv_columns, flatten, last_record_id, read_records
+
+    last = last_record_id(redis, keys, until)
 
     def records():
-        return read_records(redis, keys, since, until, newest_first=False)
+        return iter(()) if last is None else read_records(redis, keys, since, newest_first=False, last_id=last)
 
     n = 0
     if fmt == "jsonl":

@@ -79,35 +79,23 @@ def write_record(redis, keys, record: dict, retention_days: int | float, *, at: 
     return entry_id
 
 
-def replace_record(redis, keys, record: dict, retention_days: int | float) -> str | None:
-    """Put ``record`` in place of the stored record of the same call (its ``sid``); None, and
-    nothing written, when that call has no record yet.
+def amend_record(redis, keys, record: dict, retention_days: int | float) -> str | None:
+    """Store ``record`` as the new version of the record of the same call (its ``sid``);
+    returns that record's stream ID, or None (nothing written) when the call has none yet.
 
-    A stream's entries cannot change, so the new one is appended (dated now, so it moves to
-    the end of the stream) and the old one deleted, in one step with the reference key's
-    move: a reader sees the old record or the new one, never both or neither."""
+    A stream's entries cannot change, so the new version is kept beside the stream, under
+    the entry's ID, and every reader (:func:`read_records`, :func:`find_record`) reads it in
+    the entry's place: the record keeps its position (the time it was first written), an
+    export running meanwhile has it once, and no reader ever sees two versions."""
     sid = str(record.get("sid") or "")
-    old = redis.get(keys.record_ref(sid)) if sid else None
-    if old is None:
+    entry_id = redis.get(keys.record_ref(sid)) if sid else None
+    if entry_id is None:
         return None
-    record = sanitize(record)
+    entry_id = _text(entry_id)
+    record = dict(sanitize(record), amended_at=time.time())
     body = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
-    min_id = f"{int(time.time() * 1000) - int(retention_days * 86400 * 1000)}-0"
-    entry_id = redis.eval(_REPLACE, 2, keys.records(), keys.record_ref(sid), _text(old), body, min_id,
-                          max(1, int(retention_days * 86400)))
-    return _text(entry_id) if entry_id else None
-
-
-# KEYS: records stream, the call's reference key; ARGV: old entry ID, new body, MINID, TTL (s).
-# One script, so the append, the delete and the reference's move are one step for every reader;
-# the reference is checked again inside it (another writer may have moved it meanwhile).
-_REPLACE = """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return false end
-local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[3], '*', 'json', ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[1])
-redis.call('SET', KEYS[2], id, 'EX', ARGV[4])
-return id
-"""
+    redis.set(keys.record_amended(entry_id), body, ex=max(1, int(retention_days * 86400)))
+    return entry_id
 
 
 def _next_seq(redis, keys, ms: int) -> int:
@@ -166,6 +154,14 @@ def _decode(entry_id, fields) -> dict[str, Any] | None:
     return record
 
 
+def _amended(redis, keys, batch: list) -> list:
+    """The entries of ``batch`` with each amended record in place of the entry's own (one MGET)."""
+    if not batch:
+        return batch
+    bodies = redis.mget([keys.record_amended(_text(entry_id)) for entry_id, _ in batch])
+    return [(entry_id, fields if body is None else {"json": body}) for (entry_id, fields), body in zip(batch, bodies)]
+
+
 def stream_id(at: float | None, *, end: bool = False) -> str:
     """The stream ID bound for Unix time ``at`` (None: the stream's first or last entry)."""
     if at is None:
@@ -175,14 +171,16 @@ def stream_id(at: float | None, *, end: bool = False) -> str:
 
 
 def read_records(redis, keys, since: float | None = None, until: float | None = None, *,
-                 newest_first: bool = True, limit: int | None = None, page: int = PAGE) -> Iterator[dict]:
-    """Records written in ``[since, until]`` (Unix seconds), newest first by default.
+                 newest_first: bool = True, limit: int | None = None, page: int = PAGE,
+                 last_id: str | None = None) -> Iterator[dict]:
+    """Records written in ``[since, until]`` (Unix seconds), newest first by default;
+    ``last_id`` (a stream ID, from :func:`last_record_id`) bounds them instead of ``until``.
 
     A generator reading ``page`` entries per round trip, so it can run over the whole
     retention without holding it in memory. Each record carries its ``record_id``.
     """
     key = keys.records()
-    low, high = stream_id(since), stream_id(until, end=True)
+    low, high = stream_id(since), last_id or stream_id(until, end=True)
     given = 0
     while limit is None or given < limit:
         count = page if limit is None else min(page, limit - given)
@@ -192,7 +190,7 @@ def read_records(redis, keys, since: float | None = None, until: float | None = 
             batch = redis.xrange(key, min=low, max=high, count=count)
         if not batch:
             return
-        for entry_id, fields in batch:
+        for entry_id, fields in _amended(redis, keys, batch):
             record = _decode(entry_id, fields)
             if record is not None:
                 given += 1
@@ -207,6 +205,13 @@ def read_records(redis, keys, since: float | None = None, until: float | None = 
             low = "(" + last
 
 
+def last_record_id(redis, keys, until: float | None = None) -> str | None:
+    """The stream ID of the newest record written by ``until`` (None: there is none): a reader
+    that stops there sees the records as they were when it began, however many arrive."""
+    last = redis.xrevrange(keys.records(), max=stream_id(until, end=True), count=1)
+    return _text(last[0][0]) if last else None
+
+
 def find_record(redis, keys, sid: str, scan: bool = True) -> dict | None:
     """The record of call ``sid``: by its reference key, else (``scan``) by reading newest first.
 
@@ -217,7 +222,7 @@ def find_record(redis, keys, sid: str, scan: bool = True) -> dict | None:
     ref = redis.get(keys.record_ref(sid))
     if ref is not None:
         ref = _text(ref)
-        for entry_id, fields in redis.xrange(keys.records(), min=ref, max=ref, count=1):
+        for entry_id, fields in _amended(redis, keys, redis.xrange(keys.records(), min=ref, max=ref, count=1)):
             record = _decode(entry_id, fields)
             if record is not None and record.get("sid") == sid:
                 return record

@@ -88,8 +88,8 @@ def amend(ctx: CallContext, sid: str, wait_s: float = AMEND_WAIT_S) -> bool:
 
     For a caller who hung up mid-sentence: the hang-up wrote the record while the media
     stream was still recognising, and the words (and the turn's WAV) reached the session
-    after it. The record keeps its duration; it moves to the end of the records stream."""
-    from ivr.ops.records import find_record, replace_record, sanitize
+    after it. The record keeps its duration and its place in the records stream."""
+    from ivr.ops.records import amend_record, find_record, sanitize
 
     deadline = time.monotonic() + wait_s
     while ctx.redis.hget(ctx.keys.call(sid), "recorded") != "1":
@@ -102,10 +102,10 @@ def amend(ctx: CallContext, sid: str, wait_s: float = AMEND_WAIT_S) -> bool:
     if old is None or session is None:
         return False
     record = build(session, old.get("duration_s", 0.0))
-    stored = {k: v for k, v in old.items() if k != "record_id"}
+    stored = {k: v for k, v in old.items() if k not in ("record_id", "amended_at")}
     if json.loads(json.dumps(sanitize(record), ensure_ascii=False, default=str)) == stored:
         return False
-    if replace_record(ctx.redis, ctx.keys, record, ctx.config.calls.retention_days) is None:
+    if amend_record(ctx.redis, ctx.keys, record, ctx.config.calls.retention_days) is None:
         return False
     _write_sidecar(session, record)
     log.info("call record amended", extra={"call_sid": sid, "outcome": session.outcome})

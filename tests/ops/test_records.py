@@ -94,30 +94,33 @@ def test_find_record_without_its_reference_key_scans(redis):
     assert records.find_record(redis, KEYS, "CA1", scan=False) is None  # request paths never walk the stream
 
 
-def test_replacing_a_record_keeps_one_masked_record_per_call(redis):
-    assert records.replace_record(redis, KEYS, record("CA1"), 30) is None  # nothing to replace yet
-    assert records.count_records(redis, KEYS) == 0
+def test_an_amended_record_is_read_in_place_of_the_first_masked(redis):
+    assert records.amend_record(redis, KEYS, record("CA1"), 30) is None  # no record yet: nothing written
+    assert redis.keys("*amended*") == []
     for i in range(3):
         records.write_record(redis, KEYS, record(f"CA{i}", transcript=""), 30)
     first = records.find_record(redis, KEYS, "CA1")["record_id"]
-    new_id = records.replace_record(redis, KEYS, record("CA1", transcript="제 번호는 공일공 일이삼사 오육칠팔이에요"), 30)
-    assert new_id and new_id != first
+    assert records.amend_record(redis, KEYS, record("CA1", transcript="제 번호는 공일공 일이삼사 오육칠팔이에요"), 30) == first
     got = records.find_record(redis, KEYS, "CA1", scan=False)
-    assert got["record_id"] == new_id and got["transcript"] == "제 번호는 [PHONE]에요"
-    # the old entry is gone, the others untouched; the replacement is now the newest
-    assert [r["sid"] for r in records.read_records(redis, KEYS)] == ["CA1", "CA2", "CA0"]
+    assert got["record_id"] == first and got["transcript"] == "제 번호는 [PHONE]에요" and got["amended_at"] > 0
+    assert "12345678" not in json.dumps([redis.get(k) for k in redis.keys("*amended*")], ensure_ascii=False)
+    # one record per call, where it was first written; every reader sees the new version
+    assert [r["sid"] for r in records.read_records(redis, KEYS)] == ["CA2", "CA1", "CA0"]
+    assert [r["transcript"] for r in records.read_records(redis, KEYS, newest_first=False)] == ["", "제 번호는 [PHONE]에요", ""]
     assert records.count_records(redis, KEYS) == 3
-    assert 29 * DAY < redis.ttl(KEYS.record_ref("CA1")) <= 30 * DAY
+    assert 29 * DAY < redis.ttl(KEYS.record_amended(first)) <= 30 * DAY
 
 
-def test_a_replacement_racing_another_one_loses_instead_of_duplicating(redis):
-    records.write_record(redis, KEYS, record("CA1"), 30)
-    stale = redis.get(KEYS.record_ref("CA1"))
-    records.replace_record(redis, KEYS, record("CA1", category="complaint"), 30)
-    # a writer that read the reference before the first replacement moved it: its script refuses
-    assert redis.eval(records._REPLACE, 2, KEYS.records(), KEYS.record_ref("CA1"), stale, "{}", "0-0", 60) is None
-    assert records.count_records(redis, KEYS) == 1
-    assert records.find_record(redis, KEYS, "CA1")["category"] == "complaint"
+def test_a_record_amended_while_an_export_reads_is_exported_once(redis):
+    for i in range(4):
+        records.write_record(redis, KEYS, record(f"CA{i}", transcript=""), 30)
+    reading = records.read_records(redis, KEYS, newest_first=False, page=1)
+    seen = [next(reading)]
+    records.amend_record(redis, KEYS, record("CA0", transcript="read already"), 30)
+    records.amend_record(redis, KEYS, record("CA2", transcript="not yet read"), 30)
+    seen += list(reading)
+    assert [r["sid"] for r in seen] == ["CA0", "CA1", "CA2", "CA3"]
+    assert [r["transcript"] for r in seen] == ["", "", "not yet read", ""]
 
 
 def test_unreadable_entries_are_skipped_not_fatal(redis):
@@ -156,6 +159,30 @@ def test_export_csv_flattens_nested_fields(redis):
     assert rows[1]["transcript"] == '쉼표, "따옴표"\n줄바꿈'
     assert json.loads(rows[0]["dial_outcomes"]) == [{"agent": "minji", "outcome": "answered"}]
     assert rows[0]["confidence"] == "0.81" and rows[0]["routed_on_first_utterance"] == "True"
+
+
+def test_an_export_has_the_records_there_were_when_it_began(redis):
+    """Calls ending while an export runs are in the next one: CSV's two readings (columns,
+    then rows) see the same records, so a late record's fields are never dropped silently."""
+    records.write_record(redis, KEYS, record("CA1"), 30)
+    records.write_record(redis, KEYS, record("CA2"), 30)
+
+    class Arriving(io.StringIO):  # a call ends as the export writes its header
+        def write(self, text):
+            if not self.getvalue():
+                records.write_record(redis, KEYS, record("CA3", callback={"reached": True}), 30)
+            return super().write(text)
+
+    out = Arriving()
+    assert export(redis, KEYS, out, "csv", None, None) == 2
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert [r["sid"] for r in rows] == ["CA1", "CA2"]
+    later = io.StringIO()
+    assert export(redis, KEYS, later, "jsonl", None, None) == 3
+    assert export(redis, KEYS, io.StringIO(), "csv", time.time() + 60, None) == 0  # nothing in range
+    empty = io.StringIO()
+    redis.delete(KEYS.records())
+    assert export(redis, KEYS, empty, "csv", None, None) == 0
 
 
 def test_daily_counters(redis):
