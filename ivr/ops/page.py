@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import time
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, url_for
@@ -123,7 +124,18 @@ def rules_json():
     if router is None:
         return jsonify(error="routing is not loaded"), 503
     rules = router.rules
-    return jsonify(version=rules.version, rules_yaml=rules.rules_text, agents_yaml=rules.agents_text)
+    return jsonify(version=rules.version, rules_yaml=mask_phone_numbers(rules.rules_text), agents_yaml=rules.agents_text)
+
+
+_E164 = re.compile(r"\+\d{6,15}\b")
+
+
+def mask_phone_numbers(text: str) -> str:
+    """The rules file as the page shows it: callers' numbers (the VIP list) masked as in
+    records (``+82******5678``). The agents' own numbers in the roster are staff data, shown."""
+    from ivr.ops.masking import mask_number
+
+    return _E164.sub(lambda m: mask_number(m.group(0)), text)
 
 
 @bp.get("/events")

@@ -112,6 +112,10 @@ def rules_view(rules, state: dict) -> dict:
     view = {k: state.get(k) or "" for k in ("version", "loaded_by", "rules_file", "agents_file", "refused")}
     view["loaded_at"] = _num(state.get("loaded_at")) or None
     view["refused_at"] = _num(state.get("refused_at")) or None
+    if view["refused"]:  # the parser quotes the bad value: a VIP caller's number, say
+        from ivr.ops.masking import mask
+
+        view["refused"] = mask(view["refused"])
     if rules is None:
         view.update(in_force="", queues=[], categories=[], agents_on_roster=0)
         return view

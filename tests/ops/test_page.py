@@ -411,3 +411,27 @@ def test_a_hostile_transcript_cannot_break_out_of_the_page(ops):
     # ... and the script that draws it only ever sets text, never markup.
     script = (Path(ivr.ops.__file__).parent / "static" / "ops.js").read_text(encoding="utf-8")
     assert "innerHTML" not in script and "insertAdjacentHTML" not in script and "document.write" not in script
+
+
+def test_vip_callers_numbers_are_masked_on_the_page_and_in_the_log_of_a_refused_edit(ops, caplog):
+    import logging
+
+    from ivr.logs import JsonFormatter
+
+    rules_file = ops.folder / "routing" / "rules.yaml"
+    text = rules_file.read_text(encoding="utf-8")
+    rules_file.write_text(text.replace("numbers: []", 'numbers: ["+821099998888"]'), encoding="utf-8")
+    ops.router.source.refresh()
+    s = logged_in(ops)
+    served = s.get(ops.base + "/ops/rules.json", timeout=10).json()["rules_yaml"]
+    assert "+821099998888" in ops.router.rules.rules_text  # in force
+    assert "99998888" not in served and "+82******8888" in served
+    # an edit refused for a number in the wrong form quotes it: masked on the page and in the log
+    rules_file.write_text(text.replace("numbers: []", 'numbers: ["010-9999-8888"]'), encoding="utf-8")
+    with caplog.at_level(logging.WARNING):
+        ops.router.source.refresh()
+    refused = s.get(ops.base + "/ops/snapshot.json", timeout=10).json()["rules"]["refused"]
+    assert refused and "9999" not in refused and "8888" not in refused
+    logged = [JsonFormatter().format(r) for r in caplog.records]
+    assert any("refused" in line or "rules" in line for line in logged)
+    assert not any("9999" in line for line in logged)
