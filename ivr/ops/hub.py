@@ -135,6 +135,9 @@ class Hub:
             viewers = list(self.viewers)
         stuck = [viewer for viewer in viewers if not viewer.offer(message)]
         for viewer in stuck:
+            # its stream ends (the page reconnects and gets a fresh snapshot) rather than stay
+            # open on keep-alives alone, looking live with its data frozen
+            viewer.close_now()
             self.leave(viewer)
 
     # --- the pump -------------------------------------------------------------------------
@@ -150,7 +153,10 @@ class Hub:
             if not self.streams():
                 idle_since = idle_since or now
                 if now - idle_since >= IDLE_EXIT_S:
-                    break
+                    with self._lock:  # decided with join()'s lock: a viewer joining now starts a new pump
+                        if not self.viewers:
+                            self._thread = None
+                            break
             else:
                 idle_since = None
             try:

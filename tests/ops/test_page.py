@@ -435,3 +435,54 @@ def test_vip_callers_numbers_are_masked_on_the_page_and_in_the_log_of_a_refused_
     logged = [JsonFormatter().format(r) for r in caplog.records]
     assert any("refused" in line or "rules" in line for line in logged)
     assert not any("9999" in line for line in logged)
+
+
+def test_a_viewer_dropped_as_stuck_has_its_stream_ended_so_the_page_reconnects(ops, monkeypatch):
+    import itertools
+    import time
+
+    from ivr.ops import hub as hub_mod, page
+
+    monkeypatch.setattr(page, "HEARTBEAT_S", 0.05)
+
+    h = hub_mod.Hub(ops.services)
+    viewer = hub_mod.Viewer()
+    h.viewers.add(viewer)
+    for _ in range(hub_mod.VIEWER_BACKLOG):
+        viewer.inbox.put_nowait(b"old")
+    viewer.full_since = time.monotonic() - hub_mod.STUCK_S - 1  # its socket blocked for a minute
+    h._broadcast(b"new")
+    assert viewer not in h.viewers
+    # what it had not read is dropped and its stream ends (EventSource reconnects: a fresh snapshot)
+    chunks = list(itertools.islice(page.Stream(h, viewer, "{}"), hub_mod.VIEWER_BACKLOG + 5))
+    assert len(chunks) == 1 and chunks[0].startswith(b"retry:")
+
+
+def test_a_viewer_joining_as_the_idle_pump_exits_still_gets_a_pump(ops, monkeypatch):
+    import queue
+    import threading
+    import time
+
+    from ivr.ops import hub as hub_mod
+
+    monkeypatch.setattr(hub_mod, "IDLE_EXIT_S", 0.3)
+    h = hub_mod.Hub(ops.services, interval_s=0.5)
+    exiting, real_drop = threading.Event(), hub_mod.Hub._drop
+
+    def slow_drop(pubsub):  # the pump on its way out (closing its subscription takes a moment)
+        if pubsub is not None:
+            exiting.set()
+            time.sleep(0.5)
+        return real_drop(pubsub)
+
+    monkeypatch.setattr(hub_mod.Hub, "_drop", staticmethod(slow_drop))
+    first = h.join()
+    h.leave(first)  # the only viewer goes: the pump idles out
+    assert exiting.wait(5)
+    late = h.join()  # while the old pump's thread is still alive, leaving
+    try:
+        assert late.inbox.get(timeout=5).startswith(b"event: snapshot")
+    except queue.Empty:
+        raise AssertionError("a viewer that joined as the pump left never got a snapshot") from None
+    finally:
+        h.close()
