@@ -8,8 +8,9 @@ between every word. :func:`mask` reads all of these, whatever the call's languag
 because callers switch languages for numbers.
 
 How it works: one regular expression cuts the text into *atoms* (a run of figures, a
-spoken digit, a separator such as a space or a dash, or anything else). Consecutive
-digit atoms joined only by separators form a *run*; a run of at least
+spoken digit, a separator such as a space or a dash, a joiner such as "um", "and", 하고 or
+，, or anything else). Consecutive digit atoms joined only by separators, or by joiners
+with a digit on both sides, form a *run*; a run of at least
 :data:`MIN_DIGITS` digits is replaced by a token saying what it looks like:
 ``[PHONE]``, ``[CARD]``, ``[ID]`` or ``[NUMBER]``. Short numbers ("two accounts",
 "3 days", "level 5", "50 dollars"), amounts written with thousands separators
@@ -63,6 +64,11 @@ _ATOM = re.compile(
     r"|(?P<ko>[" + "".join(_KO) + r"])"
     r"|(?P<x>(?<=[0-9０-９\s])[xX叉](?![A-Za-z]))"
     r"|(?P<sep>(?:[\s\-‐‑–—.()/+]|,(?=\s))+|\b(?:dash|hyphen|plus)\b|대시|다시|杠|에(?=\s))"
+    # Words and marks a caller puts between the groups of one number ("oh one oh, um, one
+    # two three four", 공일공하고 일이삼사, 幺三八，幺二三四): a separator between two digits.
+    r"|(?P<join>(?=[atuehATUEH그하의에和然，、·・_~〜～])"  # one look before trying each of them
+    r"(?:(?<![A-Za-z])(?:and|then|um+|uh+|er+|erm|hmm+)(?![A-Za-z'])|그리고|"
+    r"(?:하고|의|에)(?=[\s0-9０-９" + "".join(_KO_WORD) + r"])|和|然后|[，、·・_~〜～]))"
     # Everything else in as few steps as possible: whole words, and stretches of other text.
     r"|(?P<word>[A-Za-z]+|(?:(?![" + "".join(_KO_WORD) + r"])[\uac00-\ud7a3])+)"
     r"|(?P<other>[^\s0-9０-９A-Za-z\uac00-\ud7a3\-‐‑–—.()/+,\[\]" + "".join(_ZH) + r"叉]+)",
@@ -78,11 +84,27 @@ _AT = r"(?:\s+(?:at|@)\s+|\s*(?:골뱅이|앳|艾特|@)\s*)"
 _DOT = r"(?:\s+dot\s+|\s*(?:닷|쩜|点|點)\s*|\s+점\s+)"
 _UNDERSCORE = r"(?:\s+(?:underscore|dash|hyphen)\s+|\s*(?:언더바|언더스코어|下划线)\s*)"
 _TLD = r"(?:com|net|org|edu|gov|io|co|kr|cn|jp|uk|de|info|biz|컴|넷|케이알|씨엔)"
+# Not inside a word (a Chinese character may come right before: 邮箱是zhangsan艾特qq点com).
+_NOT_AFTER_WORD = r"(?<![A-Za-z0-9_\]\uac00-\ud7a3])"
+_SPOKEN_DIGIT = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|double|triple)"
+# Before the name: letters spelled one by one, or a name and digits said as words
+# ("j o h n", "john one nine nine zero").
+_LOCAL_PREFIX = (rf"(?:(?!(?:at|is|are|was|me|my|to|e-?mail)\s)[A-Za-z][A-Za-z0-9]*\s+(?={_SPOKEN_DIGIT}\s))?"
+                 rf"(?:(?:{_SPOKEN_DIGIT}|[A-Za-z0-9])\s+)*")
+_LOCAL = rf"{_NOT_AFTER_WORD}{_LOCAL_PREFIX}(?:{_W}(?:{_DOT}|{_UNDERSCORE}|\.))*{_W}"
 _SPOKEN_EMAIL = re.compile(
-    rf"(?<![\w\]])(?:[A-Za-z0-9]\s+)*(?:{_W}(?:{_DOT}|{_UNDERSCORE}))*{_W}{_AT}{_W}(?:{_DOT}{_W})*?{_DOT}{_TLD}(?![A-Za-z0-9])"
-    rf"|(?<![\w\]]){_W}{_AT}{_W}\s*(?:닷컴|닷넷)",
+    rf"{_LOCAL}{_AT}{_W}(?:{_DOT}{_W})*?{_DOT}{_TLD}(?![A-Za-z0-9])"
+    rf"|{_NOT_AFTER_WORD}{_W}{_AT}{_W}\s*(?:닷컴|닷넷)",
     re.IGNORECASE,
 )
+# A spoken "at" before a written domain ("kim at naver.com"): an address when the domain is
+# a mail service's or the caller talks of email ("ordered at amazon.com" is a shop).
+_SPOKEN_AT_DOMAIN = re.compile(
+    rf"{_LOCAL}{_AT}(?P<domain>[A-Za-z0-9\-]+)(?:\.[A-Za-z0-9\-]+)*\.{_TLD}(?![A-Za-z0-9])", re.IGNORECASE)
+_MAIL_SERVICES = {"gmail", "googlemail", "naver", "daum", "hanmail", "kakao", "nate", "qq", "163", "126", "yeah",
+                  "sina", "sohu", "foxmail", "aliyun", "yahoo", "hotmail", "outlook", "live", "msn", "icloud",
+                  "me", "aol", "proton", "protonmail", "gmx", "mail", "yandex"}
+_EMAIL_WORD = re.compile(r"mail|메일|邮箱|邮件|郵箱|郵件|信箱", re.IGNORECASE)
 
 # Words before a short number that make it a secret (PIN, CVV, one-time code, password);
 # what comes between holds no other number and no mask token (so masking stays idempotent).
@@ -94,9 +116,11 @@ _CURRENCY = "$₩¥€£"
 # Words after a number that make it an amount or a quantity, not an identifier.
 _UNIT_AFTER = re.compile(r"\s*(?:dollars?|won|yuan|euros?|percent|%|원|달러|위안|元|块|美元|퍼센트)(?![A-Za-z'])",
                          re.IGNORECASE)
-# Places of ten thousand and more: a number next to one is an amount (만 사천 구백 원 = 14,900).
+# Places of ten thousand and more: a number next to one is an amount (만 사천 구백 원 =
+# 14,900), when the place is said as a number (하지만, 번호만, 千万别 are words).
 _MYRIAD_BEFORE = re.compile(r"(?:만|억|万|亿|萬|億)\s*$")
 _MYRIAD_AFTER = re.compile(r"\s*(?:만|억|万|亿|萬|億)")
+_NUMERALS = set("0123456789０１２３４５６７８９일이삼사오육칠팔구십백천만억一二三四五六七八九十百千两〇零万亿萬億")
 
 
 @dataclass
@@ -112,14 +136,33 @@ def _is_hangul(ch: str) -> bool:
     return _HANGUL_FIRST <= ord(ch) <= _HANGUL_LAST
 
 
+# Joiners that are also how quantities are listed ("1000 and 2000", 천하고 이천, 2019、2020, 1000~2000):
+# they join digits read one by one, or the groups of a number that opens with a zero.
+_CONJUNCTIONS = {"and", "then", "그리고", "하고", "和", "然后", "、", "~", "〜", "～"}
+_EN_ONE_BY_ONE = set(_EN_UNITS) | set(_EN_REPEAT)
+
+
+def _one_by_one(kind: str, value: str) -> bool:
+    """A digit read on its own: 일, 三, "five", "double"."""
+    return kind in ("ko", "zh") or kind == "en" and value.lower() in _EN_ONE_BY_ONE
+
+
+def _opens_with_zero(atom: _Atom) -> bool:
+    return atom.digits[:1] == "0" or atom.word in ("oh", "o", "zero")
+
+
 def _atoms_to_runs(text: str) -> list[list[_Atom]]:
-    """Consecutive digit atoms joined only by separators."""
+    """Consecutive digit atoms joined only by separators (and joiners between two digits)."""
     runs: list[list[_Atom]] = []
     current: list[_Atom] = []
     last_end = 0
+    pending = ""  # after a joiner: "any" digit may go on with the run, or only "one" read one by one
+    join_end = -1
+    last_one = False  # the last digit atom is a digit read one by one
 
     def close() -> None:
-        nonlocal current
+        nonlocal current, pending
+        pending = ""
         if current:
             runs.append(current)
             current = []
@@ -133,15 +176,36 @@ def _atoms_to_runs(text: str) -> list[list[_Atom]]:
         value = m.group()
         if kind == "sep":
             continue
+        if kind == "join":
+            if not current:
+                continue
+            if value.lower() not in _CONJUNCTIONS or _opens_with_zero(current[0]):
+                pending = pending or "any"
+            elif last_one:
+                pending = "one"
+            else:
+                close()  # "1000 and 2000", 천하고 이천: two quantities
+                continue
+            join_end = end
+            continue
         if kind in ("word", "other", "amount", "date", "clock", "decimal"):
             close()  # ordinary text, or a number that is not an identifier
             continue
-        if start > 0 and kind in ("ko", "kopos") and (text[start - 1] == "]" or _is_hangul(text[start - 1]) and (
+        glued = False  # right after a joiner that goes on with the run (공일공에일이삼사)
+        if pending:
+            if pending == "one" and not _one_by_one(kind, value):
+                close()
+            else:
+                glued = start == join_end
+            pending = ""
+        if not glued and start > 0 and kind in ("ko", "kopos") and (
+                text[start - 1] == "]" or _is_hangul(text[start - 1]) and (
                 kind == "kopos" or text[start - 1] not in _KO_WORD)):
             # a syllable inside an ordinary word (회사, 카드사, 천천히), or glued to a mask
             # token (the word went on after the number): not a digit
             close()
             continue
+        last_one = kind == "ko" or kind == "zh" or kind == "en" and value.lower() in _EN_ONE_BY_ONE
         if kind == "num":
             current.append(_Atom(value.translate(_FULLWIDTH), start, end, kind))
         elif kind == "zh":
@@ -284,7 +348,7 @@ def classify(digits: str, groups: list[int] | None = None, *, plus: bool = False
 
 
 _HAS_AT = re.compile(r"(?<![A-Za-z])at(?![A-Za-z])|골뱅이|앳|艾特|@", re.IGNORECASE)
-_HAS_DOT = re.compile(r"(?<![A-Za-z])dot(?![A-Za-z])|닷|쩜|点|點|점", re.IGNORECASE)
+_HAS_DOT = re.compile(r"(?<![A-Za-z])dot(?![A-Za-z])|닷|쩜|点|點|점|\.[A-Za-z]", re.IGNORECASE)
 
 
 def _mask_emails(text: str) -> str:
@@ -292,6 +356,10 @@ def _mask_emails(text: str) -> str:
         text = _EMAIL.sub(EMAIL, text)
     if _HAS_AT.search(text) and _HAS_DOT.search(text):  # the full pattern is slow: ask it only then
         text = _SPOKEN_EMAIL.sub(EMAIL, text)
+        if "." in text:
+            about_mail = _EMAIL_WORD.search(text) is not None
+            text = _SPOKEN_AT_DOMAIN.sub(
+                lambda m: EMAIL if about_mail or m["domain"].lower() in _MAIL_SERVICES else m[0], text)
     return text
 
 
@@ -334,12 +402,30 @@ def mask(text: str, language: str = "") -> str:
 
 def _is_amount(text: str, run: list[_Atom], start: int, end: int) -> bool:
     """A figure of at most nine digits that a unit, a currency sign or a myriad place marks
-    as an amount. Digits read one by one never are: a phone number is not followed by 원."""
-    if _MYRIAD_BEFORE.search(text, max(0, start - 3), start) or _MYRIAD_AFTER.match(text, end):
-        return True
-    if not (_UNIT_AFTER.match(text, end) or (start > 0 and text[start - 1] in _CURRENCY)):
+    as an amount. Digits read one by one never are: a phone number is not followed by 원,
+    and 02 123 4567 after 하지만 is no amount either."""
+    positional = all(a.kind == "kopos" for a in run)
+    if not (positional or len(run) == 1 and run[0].kind == "num"):
         return False
-    return (len(run) == 1 and run[0].kind == "num") or all(a.kind == "kopos" for a in run)
+    if _myriad_before(text, start, positional) or positional and _MYRIAD_AFTER.match(text, end):
+        return True  # 삼만 사천 구백, 이천 오백만 원 (a figure times 10,000 would be no phone number)
+    return bool(_UNIT_AFTER.match(text, end) or (start > 0 and text[start - 1] in _CURRENCY))
+
+
+def _myriad_before(text: str, start: int, positional: bool) -> bool:
+    """A myriad place said as a number (삼만, 2만, 五万, 1억5천만; 만 on its own before a
+    number read by place: 만 사천 구백) just before ``start``."""
+    m = _MYRIAD_BEFORE.search(text, max(0, start - 3), start)
+    if not m:
+        return False
+    place = i = m.start()
+    while i > 0 and text[i - 1] in _NUMERALS:
+        i -= 1
+    if i == place:  # 하지만, 번호만: "but", "only"; a 만 said on its own is ten thousand
+        return positional and text[place] == "만" and (place == 0 or text[place - 1].isspace())
+    if text[i:place] == "千" and text[place] == "万":
+        return False  # 千万: "by all means"
+    return not (i > 0 and _is_hangul(text[i - 1]))  # 아이만: inside a word
 
 
 # Country calling codes of one and two digits; every other code has three.
