@@ -12,7 +12,9 @@ from ivr.auth import require_token
 
 bp = Blueprint("routing_api", __name__, url_prefix="/api")
 
-_CODES = {"no agent": 404, "status must be": 400}
+# by how the router's message starts: "no agent 'x' on the roster" (the rules), "no such agent
+# on the roster" (Redis has no hash for the id, even after indexing the roster again)
+_CODES = {"no agent": 404, "no such agent": 404, "status must be": 400}
 
 
 def _router():

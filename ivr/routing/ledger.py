@@ -308,6 +308,7 @@ def index_problems(redis, keys: Keys, agent_ids: list[str], day: str = "") -> li
     free = {name: dict(z) for name, z in zip((*names, *days), rest)}
     timers, presence, roster = dict(rest[-3]), dict(rest[-2]), rest[-1] or {}
     kinds = [x for x in (roster.pop("~indexes", "") or "").split(",") if x]
+    roster.pop("~missed", None)  # the missed-call policy REINDEX keeps there
     problems = []
     if roster != {a: str(i) for i, a in enumerate(agent_ids)}:
         problems.append(f"roster positions {roster} do not match the roster")

@@ -222,10 +222,11 @@ local function requeue(sid)
   end
 end
 -- an offer nobody answered nor refused in time. A callback request goes back to its place
--- (the agent's app let it pass). A live call goes back in line once; when its next offer
--- lapses too, Twilio has not been heard of it for two reservation timeouts: the call is
--- lost (its caller is gone and the status callback with it) and leaves the router, so no
--- agent is offered a ghost again and again. Should Twilio ask about it after all, the
+-- (the agent's app let it pass: expire_one counts that as a missed call, when the roster
+-- keeps the policy). A live call goes back in line once; when its next offer lapses too,
+-- Twilio has not been heard of it for two reservation timeouts: the call is lost (its caller
+-- is gone and the status callback with it) and leaves the router, so no agent is offered a
+-- ghost again and again. Should Twilio ask about it after all, the
 -- router does not know it and the call flow sends the caller to the fallback number.
 local function lapse(sid)
   if redis.call('HEXISTS', KEYS[4], sid) == 1 then requeue(sid) return end
@@ -273,6 +274,24 @@ local function expire_one(key, id, cutoff)
     set_agent(key, id, 'offline', '', 'no heartbeat from the agent app; set status available when back', {'until', '0'})
     return 1
   elseif state == 'reserved' and deadline <= now then
+    local policy = call ~= '' and redis.call('HEXISTS', KEYS[4], call) == 1 and redis.call('HGET', KEYS[14], '~missed')
+    if policy then
+      -- a callback request the agent's app let pass counts as a missed call: the request
+      -- goes back to its place and the agent pauses (offline after max_missed in a row), so
+      -- it is not offered straight back to them, again and again, ahead of everyone behind it
+      -- (the roster's '~missed': '<missed_pause_s>|<max_missed>' of the rules in force)
+      requeue(call)
+      local bar = string.find(policy, '|', 1, true)
+      local misses = (tonumber(redis.call('HGET', key, 'misses')) or 0) + 1
+      if misses >= tonumber(string.sub(policy, bar + 1)) then
+        set_agent(key, id, 'offline', '', 'missed ' .. misses .. ' offers in a row; set status available when back',
+                  {'misses', misses, 'until', '0'})
+      else
+        set_agent(key, id, 'paused', '', 'let a callback request pass; back by itself shortly',
+                  {'misses', misses, 'until', now + tonumber(string.sub(policy, 1, bar - 1))})
+      end
+      return 1
+    end
     if call ~= '' then lapse(call) end
     set_agent(key, id, 'available', '', 'last offer expired unanswered', {'until', '0', 'avail_at', stamp})
     return 1

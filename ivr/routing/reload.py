@@ -61,7 +61,10 @@ class RulesSource:
                 return
             if fresh.version != self._rules.version:
                 self._adopt(fresh)
-                self._publish(fresh)
+                self._publish(fresh)  # clears the refused edit in Redis too
+            else:  # e.g. a refused edit undone: the files are the version in force again
+                self._clear_refused()
+            self.refused = ""
             return
         version = _decode(self.redis.hget(self.keys.rules_state(), "version"))
         if not version or version == self._rules.version:
@@ -131,6 +134,11 @@ class RulesSource:
             self.redis.hset(self.keys.rules_state(), mapping={"refused": error, "refused_at": self.clock()})
         except Exception:
             pass
+
+    def _clear_refused(self) -> None:
+        if self.refused:
+            log.info("routing files good again; the refused edit is gone", extra={"version": self._rules.version})
+        self.redis.hset(self.keys.rules_state(), mapping={"refused": ""})
 
     def _shared(self) -> dict:
         return _decode(self.redis.hgetall(self.keys.rules_state())) or {}

@@ -29,13 +29,15 @@ from typing import Callable
 
 from ivr.keys import Keys
 from ivr.routing import hours, selection
-from ivr.routing.ledger import Ledger, Snapshot, call_from_info
+from ivr.routing.ledger import Ledger, Snapshot, call_from_info, text
 from ivr.routing.reload import RulesSource
 from ivr.routing.rules import Rules
 
 STATUSES = ("available", "offline", "wrap_up_done", "heartbeat")
 TOMBSTONE_S = 6 * 3600
 ELIGIBLE_TTL_S = 24 * 3600  # a set unused this long goes; ROUTE asks for it again if needed
+NO_SUCH_AGENT = "no such agent"  # how SET_STATUS answers for an agent without a hash
+REMOVED = "removed from the roster"  # the offline reason of an agent whose offer went when they left it
 CALLBACK_MESSAGE = "We will call you back as soon as an agent is free; you keep your place in line."
 
 
@@ -204,7 +206,7 @@ class Router:
         snap = self._read(rules, now, sid=sid)
         info = snap.calls.get(sid)
         if sid in snap.held:
-            return self._agent_decision(rules, snap.held[sid], info)
+            return self._agent_decision(rules, snap.held[sid], info, sid, caller)
         if info is None:
             return Decision("fallback", message="the router does not know this call")
         if sid not in snap.waiting:  # a missed offer not yet routed again
@@ -281,8 +283,14 @@ class Router:
         if rules.agent(agent_id) is None:
             return {"ok": False, "state": None, "message": f"no agent {agent_id!r} on the roster"}
         keys = self.ledger.core() + [self.keys.route_agent(agent_id)]
-        ok, state, message = self.ledger.run([("set_status", keys, [now, self._chan(), agent_id, status,
-                                                                     reason or "logged out"])])[0]
+        step = ("set_status", keys, [now, self._chan(), agent_id, status, reason or "logged out"])
+        ok, state, message = self.ledger.run([step])[0]
+        if not ok and text(message).startswith(NO_SUCH_AGENT):
+            # Redis lost the agents' hashes (restarted without persistence, flushed): index the
+            # roster again (every agent offline, not logged in yet), as ROUTE asks, and retry once
+            self._roster_changed(rules)
+            ok, state, message = self.ledger.run([step])[0]
+        message = text(message)
         if ok and state == "available" and status != "heartbeat":
             self.tick()
         return {"ok": bool(ok), "state": state, "message": message}
@@ -384,7 +392,7 @@ class Router:
             return {**out, "candidates": [], "decision": closed.to_dict()}
         sticky_key = self.keys.route_sticky(caller_hash(call.caller)) if call.caller else None
         snap = self.ledger.snapshot([a.id for a in rules.roster.agents], self._day(rules, now), sticky_key)
-        views = selection.after_timeouts(rules, snap.views, now)  # as route() would see them
+        views = selection.after_timeouts(rules, snap.views, now, snap.callbacks)  # as route() would see them
         sticky = sticky_agent(snap.sticky, sticky_window_s(rules), now)
         out["sticky"] = sticky or None
         info = {"sid": call.sid, "category": category, "queue": cat.queue, "priority": priority,
@@ -589,14 +597,33 @@ class Router:
             return Decision("queued", p.queue, position=p.position, expected_wait_s=p.expected_wait_s)
         return None
 
-    def _agent_decision(self, rules: Rules, agent_id: str, info: dict | None) -> Decision:
+    def _agent_decision(self, rules: Rules, agent_id: str, info: dict | None, sid: str = "",
+                        caller: str = "") -> Decision:
+        """The call (``sid``, else the info's) goes to ``agent_id``. An agent off the roster in
+        force cannot be dialled (no address): see :meth:`_off_roster`."""
         cache = self._cache(rules)
         ref = cache.get(("ref", agent_id))
         if ref is None:
             agent = rules.agent(agent_id)
-            ref = cache[("ref", agent_id)] = AgentRef(agent_id, agent.name if agent else agent_id,
-                                                      agent.address if agent else "")
+            if agent is None:
+                return self._off_roster(rules, agent_id, sid or (info or {}).get("sid") or "", info, caller)
+            ref = cache[("ref", agent_id)] = AgentRef(agent_id, agent.name, agent.address)
         return Decision("agent", (info or {}).get("queue"), agent=ref)
+
+    def _off_roster(self, rules: Rules, agent_id: str, sid: str, info: dict | None, caller: str) -> Decision:
+        """The call is held by an agent no longer on the roster (REINDEX takes such offers
+        back; this covers a worker that read the hold before it did): their offer goes, as
+        when they log out (the call back in line at its original arrival, they offline), and
+        the call is decided anew. An agent who is on the call keeps it; a webhook asking about
+        it then is answered with the fallback (the router cannot dial them)."""
+        now = self.clock()
+        keys = self.ledger.core() + [self.keys.route_agent(agent_id)]
+        self.ledger.run([("set_status", keys, [now, self._chan(), agent_id, "offline", REMOVED])])
+        held = text(self.ledger.redis.hget(self.keys.route_held(), sid)) if sid else agent_id
+        if held == agent_id:  # still theirs (on the call), or no call to decide anew
+            return Decision("fallback", (info or {}).get("queue"),
+                            message=f"the agent holding this call ({agent_id}) is no longer on the roster")
+        return self.poll(sid, caller)
 
     def _closed(self, rules: Rules, queue: str, now: float, language: str | None) -> Decision | None:
         plan = rules.plan(queue)
@@ -612,4 +639,6 @@ class Router:
     def _roster_changed(self, rules: Rules) -> None:
         ids = [a.id for a in rules.roster.agents]
         keys = self.ledger.core() + [self.keys.route_agent(i) for i in ids]
-        self.ledger.one("reindex", keys, [self.clock(), self._chan(), "," + ",".join(free_indexes(rules)) + ",", *ids])
+        policy = rules.rules.agents
+        self.ledger.one("reindex", keys, [self.clock(), self._chan(), "," + ",".join(free_indexes(rules)) + ",",
+                                          f"{policy.missed_pause_s}|{policy.max_missed}", *ids])

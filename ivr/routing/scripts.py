@@ -341,9 +341,15 @@ REINDEX = script(r"""
 -- REINDEX: the roster in force: give agents without state a hash (offline until they log
 -- in), record each agent's roster position, and rebuild the indexes from the agent hashes.
 -- Run on every adoption of a roster (and to repair); agents off the roster leave the indexes.
+-- An agent off the roster who holds an offer (reserved: a call ringing them, a callback
+-- request shown in their app) can no longer be dialled nor time out (the timers are the
+-- roster's): the call goes back in line at its original arrival and they go offline. One
+-- on a call keeps talking; the call ends the usual way (RELEASE, DIAL_RESULT).
 -- KEYS[1..14] CORE; KEYS[15..] the roster's agent hashes, in roster order.
 -- ARGV[1] now, ARGV[2] channel, ARGV[3] the free indexes the rules use (',ended,order,', ...),
--- ARGV[4..] agent ids in KEYS order (ARGV[i - 11] for KEYS[i]).
+-- ARGV[4] the rules' missed-call policy '<missed_pause_s>|<max_missed>' (kept as '~missed':
+-- a callback offer let pass counts as a missed call), ARGV[5..] agent ids in KEYS order
+-- (ARGV[i - 10] for KEYS[i]).
 -- Returns the number of agent hashes created.
 """, r"""
 -- the day indexes kept so far go too (the first call of such a strategy makes today's anew)
@@ -352,17 +358,34 @@ for k in string.gmatch(old, '[^,]+') do
   if string.find(k, '|', 1, true) then redis.call('DEL', '@@free:' .. k) end
 end
 for i = 8, 14 do redis.call('DEL', KEYS[i]) end
-redis.call('HSET', KEYS[14], '~indexes', ARGV[3])
+redis.call('HSET', KEYS[14], '~indexes', ARGV[3], '~missed', ARGV[4])
 local made = 0
 for i = 15, #KEYS do
-  local id = ARGV[i - 11]
+  local id = ARGV[i - 10]
   redis.call('HSET', KEYS[14], id, i - 15)
   if redis.call('HSETNX', KEYS[i], 'state', 'offline') == 1 then
     redis.call('HSET', KEYS[i], 'since', stamp, 'reason', 'not logged in yet', 'call', '')
     made = made + 1
   end
 end
-for i = 15, #KEYS do index(KEYS[i], ARGV[i - 11], true) end
+for i = 15, #KEYS do index(KEYS[i], ARGV[i - 10], true) end
+-- the calls held by agents off this roster (those who just left it, or left it before)
+local kept = {}
+for i = 15, #KEYS do kept[ARGV[i - 10]] = true end
+local held = redis.call('HGETALL', KEYS[3])
+for i = 1, #held, 2 do
+  local sid, holder = held[i], held[i + 1]
+  if not kept[holder] then
+    local hkey = '@@agent:' .. holder
+    local h = redis.call('HMGET', hkey, 'state', 'call')
+    if h[2] ~= sid then
+      requeue(sid)  -- a stale entry: the holder is not on this call at all
+    elseif h[1] == 'reserved' then
+      requeue(sid)
+      set_agent(hkey, holder, 'offline', '', 'removed from the roster', {'until', '0'})
+    end
+  end
+end
 return made
 """)
 
@@ -386,7 +409,7 @@ local out = {ids = {}, agents = {}}
 local roster = redis.call('HGETALL', KEYS[14])
 for i = 1, #roster, 2 do
   local id = roster[i]
-  if id ~= '~indexes' then
+  if string.sub(id, 1, 1) ~= '~' then  -- '~indexes', '~missed' (agent ids never start with '~')
     out.ids[#out.ids + 1] = id
     out.agents[#out.agents + 1] = redis.call('HMGET', prefix .. id, 'state', 'call', 'until', 'hb', 'ended_at',
       'avail_at', 'offered_at', 'answered_at', 'since', 'misses', 'reason', 'calls:' .. day, 'talk:' .. day)

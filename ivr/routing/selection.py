@@ -237,15 +237,22 @@ def due(rules: Rules, views: dict[str, AgentView], now: float) -> list[str]:
     return out
 
 
-def after_timeouts(rules: Rules, views: dict[str, AgentView], now: float) -> dict[str, AgentView]:
+def after_timeouts(rules: Rules, views: dict[str, AgentView], now: float,
+                   callbacks: set[str] | frozenset[str] = frozenset()) -> dict[str, AgentView]:
     """The agents as the time-outs due by ``now`` would leave them (what EXPIRE writes), for
     previews that must not write: a stopped heartbeat -> offline; a reservation, wrap-up or
-    missed-call pause that ran out -> available."""
-    timeout = rules.rules.agents.heartbeat_timeout_s
+    missed-call pause that ran out -> available, except the offer of a callback request
+    (``callbacks``: their sids) let pass, which counts as a missed call."""
+    policy = rules.rules.agents
+    timeout = policy.heartbeat_timeout_s
     out = {}
     for agent_id, v in views.items():
         if timeout > 0 and v.state in (FREE, PAUSED, WRAP_UP, RESERVED) and v.hb < now - timeout:
             v = replace(v, state=OFFLINE, call="", until=0.0)
+        elif v.state == RESERVED and v.until <= now and v.call in callbacks:
+            misses = v.misses + 1
+            v = replace(v, state=OFFLINE if misses >= policy.max_missed else PAUSED, call="", misses=misses,
+                        until=0.0 if misses >= policy.max_missed else now + policy.missed_pause_s)
         elif v.state == RESERVED and v.until <= now:
             v = replace(v, state=FREE, call="", until=0.0, avail_at=now)
         elif v.state in (WRAP_UP, PAUSED) and v.until <= now:

@@ -121,3 +121,24 @@ def test_api_says_why_when_the_router_did_not_load(api):
     client, _ = api(router=None)
     response = client.get("/api/agents", headers=AUTH)
     assert response.status_code == 503 and "routing/rules.yaml:3: bad" in response.json["error"]
+
+
+def test_an_agent_logs_in_through_the_api_right_after_redis_lost_everything(api, redis):
+    client, router = api()
+    redis.flushall()  # Redis restarted without persistence
+    r = client.post("/api/agents/ann/status", json={"status": "available"}, headers=AUTH)
+    assert r.status_code == 200 and r.json["state"] == "available"
+    assert client.post("/api/agents/bob/heartbeat", headers=AUTH).status_code == 200
+
+
+def test_an_agent_redis_has_no_hash_for_is_not_found_not_a_conflict(api):
+    class NoHash:
+        def set_status(self, agent_id, status, reason=""):
+            return {"ok": False, "state": "unknown", "message": "no such agent on the roster"}
+
+        def heartbeat(self, agent_id):
+            return self.set_status(agent_id, "heartbeat")
+
+    client, _ = api(router=NoHash())
+    assert client.post("/api/agents/ann/status", json={"status": "available"}, headers=AUTH).status_code == 404
+    assert client.post("/api/agents/ann/heartbeat", headers=AUTH).status_code == 404

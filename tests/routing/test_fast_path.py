@@ -105,6 +105,12 @@ def test_releasing_an_agent_the_new_roster_dropped_files_them_the_general_way(bu
     mk.write(tmp_path / "agents.yaml", smaller)
     os.utime(tmp_path / "agents.yaml", (clock.now + 5, clock.now + 5))
     assert [a.id for a in router.rules.roster.agents] == ["bob", "cat", "dan"]  # adopted
+    # the adoption took ann's offer back (REINDEX); a worker still on the old roster for a
+    # moment may reserve her again (she logs in there, a sticky caller of hers calls)
+    assert redis.hget("t:{route}:agent:ann", "state") == "offline" and redis.zscore("t:{route}:waiting", "CA1")
+    redis.zrem("t:{route}:waiting", "CA1")
+    redis.hset("t:{route}:held", "CA1", "ann")
+    redis.hset("t:{route}:agent:ann", mapping={"state": "reserved", "call": "CA1", "until": clock.now + 45})
     pubsub = redis.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe("t:ops:updates")
     router.call_ended("CA1")

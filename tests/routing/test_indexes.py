@@ -334,3 +334,16 @@ def test_a_roster_reload_drops_the_day_indexes_and_the_next_call_makes_them_agai
     assert _serve(router, mk, "CA2") == "dan"  # ann has one call today, dan none
     assert _day_indexes(redis) == ["calls:2026-03-02|ended"]
     assert problems(router, redis) == []
+
+
+def test_agents_log_in_and_send_heartbeats_right_after_redis_lost_everything(build, mk, redis):
+    router = build(available=False)
+    redis.flushall()  # Redis restarted without persistence: nothing has indexed the roster since
+    assert router.set_status("ann", "available") == {"ok": True, "state": "available", "message": ""}
+    assert router.heartbeat("ann")["ok"]
+    assert problems(router, redis) == []
+    redis.flushall()
+    assert router.heartbeat("bob") == {"ok": True, "state": "offline", "message": ""}
+    assert mk.state(router, "bob")["reason"] == "not logged in yet"
+    assert router.set_status("zed", "available")["ok"] is False  # not on the roster: not made up
+    assert redis.exists("t:{route}:agent:zed") == 0

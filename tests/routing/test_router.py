@@ -410,12 +410,16 @@ def test_callback_request_is_offered_with_its_number_and_closed_by_the_agent(bui
     ann = next(a for a in router.agents_snapshot() if a["id"] == "ann")
     assert ann["state"] == "reserved" and ann["callback"]["number"] == "+821012345678"
     assert ann["callback"]["sid"] == "CA1"
-    # the offer lapses (ann's app let it pass): the request keeps its place, however often
-    for _ in range(3):
+    # the offer lapses (ann's app let it pass): the request keeps its place, however often, and
+    # ann pauses as after a missed call, then is offered it again
+    for _ in range(2):
         clock.advance(46)
         router.tick()
         assert "CA1" in router.callback_requests()
-    assert mk.state(router, "ann")["call"] == "CA1"
+        assert mk.state(router, "ann")["state"] == "paused"
+        clock.advance(31)
+        router.tick()
+        assert mk.state(router, "ann")["call"] == "CA1"
     wrong = router.callback_done("CA1", "bob", 60)
     assert not wrong["ok"] and "not offered to bob" in wrong["message"]
     assert router.callback_done("CA1", "ann", 95)["ok"]
@@ -514,3 +518,46 @@ def test_an_agent_who_answers_after_their_offer_lapsed_takes_the_call_from_an_un
     router.set_status("dan", "available")
     assert not router.answered("CA2", "dan")
     assert mk.state(router, "bob")["call"] == "CA2" and mk.state(router, "dan")["state"] == "available"
+
+
+def test_a_callback_offer_let_pass_counts_as_a_missed_call_not_offered_straight_back(build, mk, clock, redis):
+    router = build(rules=no_heartbeats(mk), available=False)
+    assert router.route(mk.call("CB1", "payment", arrived=clock.now)).kind == "queued"
+    clock.advance(301)
+    assert router.poll("CB1", caller="+821011112222").callback
+    router.set_status("ann", "available")
+    assert mk.state(router, "ann")["call"] == "CB1"
+    assert router.route(mk.call("CA2", "payment", arrived=clock.now)).kind == "queued"  # a live caller behind it
+    router.set_status("bob", "available")  # payment 1: not for CA2 before its relaxation
+    clock.advance(46)  # ann's app let the callback offer pass
+    router.tick()
+    ann = mk.state(router, "ann")
+    assert (ann["state"], ann["misses"]) == ("paused", 1)
+    assert ann["reason"] == "let a callback request pass; back by itself shortly"
+    assert mk.state(router, "bob")["callback"]["sid"] == "CB1"  # the request went on, not back to ann
+    clock.advance(31)
+    router.tick()
+    assert mk.state(router, "ann")["call"] == "CA2"
+    assert router.poll("CA2").agent.id == "ann"
+
+
+def test_an_agent_who_lets_every_callback_offer_pass_goes_offline_after_max_missed(build, mk, clock, redis):
+    router = build(rules=no_heartbeats(mk), available=False)
+    assert router.route(mk.call("CB1", "payment", arrived=clock.now)).kind == "queued"
+    clock.advance(301)
+    assert router.poll("CB1", caller="+821011112222").callback
+    router.set_status("ann", "available")
+    for n in (1, 2):
+        assert mk.state(router, "ann")["call"] == "CB1"
+        clock.advance(46)
+        router.tick()
+        assert (mk.state(router, "ann")["state"], mk.state(router, "ann")["misses"]) == ("paused", n)
+        clock.advance(31)
+        router.tick()
+    clock.advance(46)
+    router.tick()
+    ann = mk.state(router, "ann")
+    assert (ann["state"], ann["reason"]) == ("offline", "missed 3 offers in a row; set status available when back")
+    assert "CB1" in router.callback_requests() and redis.zscore("t:{route}:waiting", "CB1") is not None
+    assert router.set_status("ann", "available")["ok"] and mk.state(router, "ann")["misses"] == 0
+    assert mk.state(router, "ann")["call"] == "CB1"

@@ -102,7 +102,7 @@ def test_the_steps_touch_exactly_the_keys_of_keys(redis, prefix, packed):
     ledger = Ledger(redis, k, packed=packed)
     ledger.load_scripts()
     core = ledger.core()
-    ledger.one("reindex", core + [k.route_agent("a1")], [100.0, k.ops_channel(), ",ended,order,", "a1"])
+    ledger.one("reindex", core + [k.route_agent("a1")], [100.0, k.ops_channel(), ",ended,order,", "30|3", "a1"])
     ledger.one("set_status", core + [k.route_agent("a1")], [101.0, k.ops_channel(), "a1", "available", ""])
     info = '{"sid": "CA1", "category": "c", "queue": "q", "priority": 0, "arrived": 102.0, "wrap": 0, ' \
            '"vip": false, "caller_hash": "", "hotline": "en", "language": "en", "sticky_s": 0, "sticky": ""}'
