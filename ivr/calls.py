@@ -69,6 +69,7 @@ class Session:
     callback_message: str = ""
     outcome: str = ""
     ended_at: float = 0.0
+    corrected_category: str = ""  # what an agent said the call was really about (the feedback loop)
 
     def to_hash(self) -> dict[str, str]:
         out = {}

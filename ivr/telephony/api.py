@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from ivr.auth import require_token
-from ivr.ops.records import find_record
+from ivr.ops.records import amend_record, find_record
 from ivr.telephony.context import context
 
 bp = Blueprint("calls_api", __name__, url_prefix="/api/calls")
@@ -67,6 +67,12 @@ def correct_category(sid: str):
         record_correction(ctx.redis, ctx.keys, sid, language, text, predicted, category)
     except ValueError as exc:  # e.g. the caller said nothing the recognizer understood
         return jsonify(error=f"call {sid}: {exc}; nothing to learn from", sid=sid), 422
-    if session is not None:
-        ctx.redis.hset(ctx.keys.call(sid), "corrected_category", category)
+    if session is not None:  # the record written when the call ends has it (no key made if it just went)
+        ctx.sessions.update(sid, corrected_category=category)
+    if session is None or session.state == "ended":  # the record is written: it is amended
+        record = record or find_record(ctx.redis, ctx.keys, sid, scan=False)
+        if record is not None:
+            amended = {k: v for k, v in record.items() if k not in ("record_id", "amended_at")}
+            amend_record(ctx.redis, ctx.keys, dict(amended, corrected_category=category),
+                         ctx.config.calls.retention_days)
     return jsonify(sid=sid, predicted=predicted, corrected=category, stored=True)

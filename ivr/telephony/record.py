@@ -33,6 +33,7 @@ def build(session: Session, duration_s: float) -> dict:
         "earlier_transcripts": session.transcripts,
         "speech": session.speech,
         "category": session.category,
+        "corrected_category": session.corrected_category,
         "confidence": session.confidence,
         "runner_up": session.runner_up,
         "reprompts": session.reprompts,

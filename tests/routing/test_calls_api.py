@@ -88,6 +88,25 @@ def test_category_correction_is_stored_where_training_with_feedback_reads_it(hot
     assert [(e.category, e.text) for e in corrections(hotline)] == [("human", "비밀번호를 바꾸고 싶어요")]
 
 
+def test_the_call_record_keeps_the_agents_correction(hotline, redis):
+    from ivr.ops.records import find_record, read_records
+
+    ring(hotline, said="비밀번호를 바꾸고 싶어요", category="payment")
+    assert hotline.post(f"/api/calls/{SID}/category", json={"category": "account_security"},
+                        headers=AUTH).status_code == 200
+    twilio(hotline, "/twilio/status", CallStatus="completed", CallDuration="30")
+    record = find_record(redis, hotline.keys, SID)
+    assert record["category"] == "payment" and record["corrected_category"] == "account_security"
+    # corrected once the call is over: the record itself is amended, still one record
+    assert hotline.post(f"/api/calls/{SID}/category", json={"category": "human"}, headers=AUTH).status_code == 200
+    assert find_record(redis, hotline.keys, SID)["corrected_category"] == "human"
+    redis.delete(hotline.keys.call(SID))  # the session's grace is over: only the record is left
+    assert hotline.post(f"/api/calls/{SID}/category", json={"category": "complaint"}, headers=AUTH).status_code == 200
+    assert [(r["sid"], r["corrected_category"]) for r in read_records(redis, hotline.keys)] == [(SID, "complaint")]
+    assert hotline.get(f"/api/calls/{SID}", headers=AUTH).json["call"]["corrected_category"] == "complaint"
+    assert not redis.exists(hotline.keys.call(SID))  # no session made again by the correction
+
+
 def test_unknown_category_is_refused_with_the_known_ones_and_stores_nothing(hotline):
     ring(hotline)
     response = hotline.post(f"/api/calls/{SID}/category", json={"category": "acount_security"}, headers=AUTH)
