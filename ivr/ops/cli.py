@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import re
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
@@ -63,23 +64,40 @@ def _positive(text: str) -> int:
 
 
 def parse_when(text: str | None, *, now: float | None = None, option: str = "--since") -> float | None:
-    """Unix seconds from a date, an ISO time, Unix seconds or an age (``24h``); None stays None."""
+    """Unix seconds from a date, an ISO time, Unix seconds or an age (``24h``); None stays None.
+
+    A date alone means the start of that day for ``--since`` and its end for ``--until``, so
+    ``--since 2026-11-01 --until 2026-11-01`` is that whole day. A date is read as a date
+    even when written without dashes (``20261101``, not Unix seconds in 1970)."""
     if text is None or text == "":
         return None
     now = time.time() if now is None else now
+    text = text.strip()
     m = _RELATIVE.match(text)
     if m:
         return now - float(m.group(1)) * _UNIT_S[m.group(2).lower()]
     try:
-        return float(text)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        pass
+        moment = None
+    if moment is not None:
+        date_only = len(text) in (8, 10) and "T" not in text and ":" not in text
+        if date_only and option == "--until":
+            moment += timedelta(days=1)
+            return moment.timestamp() - 0.001  # the day's last millisecond: the bounds are inclusive
+        return moment.timestamp()  # naive: local time
     try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        value = float(text)
     except ValueError:
         raise SystemExit(f"ivr: {option}: expected a date (2026-11-01), an ISO time (2026-11-01T08:00), "
                          f"Unix seconds or an age (24h, 7d), found {text!r}") from None
-    return moment.timestamp()  # naive: local time
+    if not math.isfinite(value) or not _EARLIEST <= value <= now + 366 * 86400:
+        raise SystemExit(f"ivr: {option}: {text!r} is not a time the records could have "
+                         f"(Unix seconds from 2000 until a year from now)")
+    return value
+
+
+_EARLIEST = 946_684_800.0  # 2000-01-01: no record is older
 
 
 def _open(args):

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -126,6 +127,33 @@ def test_parse_when():
     assert parse_when("2026-11-01T00:00:00+09:00") == datetime.fromisoformat("2026-10-31T15:00:00+00:00").timestamp()
     assert parse_when("2026-11-01") == datetime(2026, 11, 1).timestamp()
     assert parse_when(None) is None
+
+
+def test_a_date_is_read_as_a_date_and_a_date_alone_until_means_its_whole_day():
+    start = datetime(2026, 11, 1).timestamp()
+    assert parse_when("20261101") == start  # not Unix seconds in August 1970
+    assert parse_when("2026-11-01", option="--until") == start + DAY - 0.001
+    assert parse_when("20261101", option="--until") == start + DAY - 0.001
+    assert parse_when("2026-11-01T08:00", option="--until") == datetime(2026, 11, 1, 8).timestamp()
+
+
+@pytest.mark.parametrize("text", ["-5", "nan", "inf", "1e20", "12", "yesterday"])
+def test_a_time_no_record_could_have_is_a_clear_error(text):
+    with pytest.raises(SystemExit, match=r"ivr: --since: .*" + re.escape(repr(text))):
+        parse_when(text, now=1_800_000_000.0)
+
+
+def test_since_and_until_the_same_date_export_that_day(redis):
+    from ivr.keys import Keys
+    from ivr.ops.cli import export
+
+    keys = Keys("ivr")
+    noon = datetime(2026, 11, 1, 12).timestamp()
+    for sid, at in (("CAday", noon), ("CAnext", noon + DAY)):
+        records.write_record(redis, keys, {"sid": sid}, 10_000, at=at)
+    out = io.StringIO()
+    since, until = parse_when("2026-11-01"), parse_when("2026-11-01", option="--until")
+    assert export(redis, keys, out, "jsonl", since, until) == 1 and '"CAday"' in out.getvalue()
 
 
 def test_installed_command_streams_jsonl(setup, redis_url):

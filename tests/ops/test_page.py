@@ -163,6 +163,16 @@ def test_a_cookie_signed_with_another_key_is_refused(ops):
     assert r.status_code == 401
 
 
+@pytest.mark.parametrize("minted, allowed", [(2.0, True), (-3600.0, True), (3600.0, False), (-13 * 3600.0, False)])
+def test_a_login_from_a_worker_whose_clock_is_a_little_ahead_is_good(ops, minted, allowed):
+    from flask.sessions import SecureCookieSessionInterface
+
+    serializer = SecureCookieSessionInterface().get_signing_serializer(ops.app)
+    cookie = serializer.dumps({"ops_login_at": time.time() + minted})  # signed by the hotline's own key
+    r = requests.get(ops.base + "/ops/snapshot.json", cookies={"ivr_ops": cookie}, timeout=10)
+    assert r.status_code == (200 if allowed else 401)
+
+
 def test_without_a_configured_token_the_page_is_closed(config_file, redis_server, clean_env):
     from ivr import config as config_mod
     from ivr.app import create_app
