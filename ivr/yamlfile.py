@@ -88,7 +88,30 @@ def parse_text(text: str, file: str) -> YamlDocument:
         line = mark.line + 1 if mark is not None else None
         reason = getattr(exc, "problem", None) or str(exc)
         raise YamlFileError([Problem(file, line, "", f"not valid YAML: {reason}")]) from None
+    duplicates = list(_duplicate_keys(root, (), file))
+    if duplicates:
+        raise YamlFileError(duplicates)
     return YamlDocument(file, data, root)
+
+
+def _duplicate_keys(node, path: tuple, file: str):
+    """A key written twice in one mapping: YAML keeps the last silently, so a pasted block
+    that repeats ``general:`` would replace the first one without a word."""
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if key is not None and key != "<<":
+                line = key_node.start_mark.line + 1
+                if key in first:
+                    yield Problem(file, line, dotted((*path, key)),
+                                  f"duplicate key (first on line {first[key]}): YAML would keep only this one")
+                else:
+                    first[key] = line
+            yield from _duplicate_keys(value_node, (*path, key if key is not None else "?"), file)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _duplicate_keys(item, (*path, i), file)
 
 
 def read(path: str | Path) -> YamlDocument:

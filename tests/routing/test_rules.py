@@ -177,6 +177,26 @@ def test_general_queue_categories_are_required(tmp_path, mk):
     assert "category 'human' is missing" in refuse(tmp_path, mk, rules=rules)
 
 
+def test_a_key_written_twice_is_refused_with_both_lines(tmp_path, mk):
+    """A pasted block that repeats a queue would silently replace the first (YAML keeps the last)."""
+    import yaml
+
+    rules = yaml.safe_dump(mk.BASE_RULES, sort_keys=False)
+    assert "\nqueues:\n" in rules
+    first_queue = rules.split("\nqueues:\n", 1)[1].splitlines()[0]  # "  billing:" say
+    doubled = rules.replace("\nqueues:\n", "\nqueues:\n" + first_queue + "\n    max_wait_s: 1\n", 1)
+    (tmp_path / "rules.yaml").write_text(doubled)
+    mk.write(tmp_path / "agents.yaml", mk.BASE_AGENTS)
+    with pytest.raises(rules_mod.RulesError) as exc:
+        rules_mod.load(tmp_path / "rules.yaml", tmp_path / "agents.yaml")
+    name = first_queue.strip().rstrip(":")
+    line_first = doubled.splitlines().index(first_queue) + 1
+    assert f"queues.{name}: duplicate key (first on line {line_first})" in str(exc.value)
+    # the same key in two different mappings is fine
+    (tmp_path / "rules.yaml").write_text(rules)
+    assert rules_mod.load(tmp_path / "rules.yaml", tmp_path / "agents.yaml")
+
+
 def test_broken_yaml_names_the_line(tmp_path, mk):
     (tmp_path / "rules.yaml").write_text("timezone: UTC\nqueues: [\n")
     mk.write(tmp_path / "agents.yaml", mk.BASE_AGENTS)
