@@ -435,6 +435,9 @@ _CC2 = {"20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", 
         "82", "84", "86", "90", "91", "92", "93", "94", "95", "98"}
 
 
+_URI_SCHEMES = {"sip", "sips", "client", "tel"}
+
+
 def mask_number(number: str) -> str:
     """A caller's number fit for records and logs: ``+821012345678`` → ``+82*******5678``.
 
@@ -444,6 +447,12 @@ def mask_number(number: str) -> str:
     """
     if not number:
         return ""
+    scheme, colon, address = number.partition(":")
+    if colon and scheme.lower() in _URI_SCHEMES:  # a SIP or Twilio Client caller: sip:kim@pbx -> sip:k***@pbx
+        user, at, host = address.partition("@")
+        if any(ch.isdigit() for ch in user) and sum(ch.isdigit() for ch in user) >= 3:
+            return f"{scheme}:{mask_number(user)}{at}{host}"
+        return f"{scheme}:{user[:1]}***{at}{host}" if user else number
     digits = "".join(ch for ch in number if ch.isdigit())
     if len(digits) < 3:
         return number if not digits else "*" * len(digits)

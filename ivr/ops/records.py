@@ -34,6 +34,15 @@ DAILY_TTL_S = 400 * 86400  # a year of day counters, and a bit, for comparisons
 PURGE_EVERY_S = 3600.0
 
 _UNMASKED_NUMBER = re.compile(r"\d{5,}")
+
+
+def _unmasked(caller: str) -> bool:
+    """Whether a caller field still shows what identifies them: 5+ digits, however they are
+    grouped ("+82 10-1234-5678"), or the user of a SIP/Client address (masked: ``k***``)."""
+    if sum(ch.isdigit() for ch in caller) >= 5 and _UNMASKED_NUMBER.search(caller.replace(" ", "").replace("-", "")):
+        return True
+    scheme, colon, address = caller.partition(":")
+    return bool(colon) and scheme.lower() in ("sip", "sips", "client") and "***" not in address.partition("@")[0]
 _purge_lock = threading.Lock()
 _last_purge: dict[str, float] = {}
 
@@ -45,7 +54,7 @@ def sanitize(record: dict) -> dict:
     record = dict(record)
     language = str(record.get("language") or "")
     caller = record.get("caller")
-    if isinstance(caller, str) and _UNMASKED_NUMBER.search(caller):
+    if isinstance(caller, str) and _unmasked(caller):
         record["caller"] = mask_number(caller)
     for field in ("transcript", "partial"):
         if isinstance(record.get(field), str):

@@ -206,9 +206,23 @@ def test_classify(digits, groups, token):
     ("01012345678", "*******5678"),
     ("anonymous", "anonymous"),
     ("", ""),
+    # SIP and Twilio Client callers: the user part is who they are
+    ("sip:kim.minji@pbx.example.com", "sip:k***@pbx.example.com"),
+    ("sip:+821012345678@pbx.example.com", "sip:+82******5678@pbx.example.com"),
+    ("client:alice", "client:a***"),
 ])
 def test_mask_number(number, expected):
     assert mask_number(number) == expected
+
+
+@pytest.mark.parametrize("caller", ["+82 10-1234-5678", "+1 (415) 555-1234", "sip:kim.minji@pbx.example.com",
+                                    "client:alice", "+821012345678"])
+def test_a_record_written_with_an_unmasked_caller_is_masked_by_the_safety_net(caller):
+    from ivr.ops.records import sanitize
+
+    stored = sanitize({"caller": caller})["caller"]
+    assert stored == mask_number(caller) != caller
+    assert sanitize({"caller": stored})["caller"] == stored  # an already masked one is kept
 
 
 def test_bench_reports_percentiles():
