@@ -209,16 +209,19 @@ ANSWERED = script(r"""
 -- ARGV[1] now, ARGV[2] channel, ARGV[3] sid, ARGV[4] agent id.
 -- Returns 1 when the agent is (now) on this call, 2 when they took it from another agent's
 -- unrung offer (that agent is free again: the router hands them a waiting call), 0 when
--- the call is held by someone else who is on it, has ended, or this agent is not free.
+-- the call is held by someone else who is on it, has ended, or this agent is on another call.
 """, r"""
 local sid, id = ARGV[3], ARGV[4]
 local st = redis.call('HMGET', KEYS[15], 'state', 'call')
 if st[1] == 'on_call' and st[2] == sid then return 1 end
 local result = 1
 if not (st[1] == 'reserved' and st[2] == sid) then
-  -- the reservation ran out but the agent took the call anyway: they are talking (unless
-  -- the caller hung up already: a late or repeated webhook must not put anyone on it)
-  if st[1] ~= 'available' or redis.call('ZSCORE', KEYS[7], sid) then return 0 end
+  -- the reservation ran out, or the agent set themselves offline while it rang, but they
+  -- took the call anyway: they are talking, whatever their app said (unless they are on
+  -- another call, or the caller hung up already: a late or repeated webhook must not put
+  -- anyone on it)
+  local free = st[1] == 'available' or ((st[1] == 'offline' or st[1] == 'paused') and (st[2] or '') == '')
+  if not free or redis.call('ZSCORE', KEYS[7], sid) then return 0 end
   local holder = redis.call('HGET', KEYS[3], sid)
   if holder then
     -- the call, back in line, was offered to another agent meanwhile: that offer never rang

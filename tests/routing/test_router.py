@@ -486,6 +486,27 @@ def test_agent_with_a_call_cannot_be_set_available_or_offline_underneath_it(buil
     assert router.set_status("nobody", "available")["message"].startswith("no agent")
 
 
+def test_an_agent_who_went_offline_while_the_offer_rang_and_answered_anyway_has_the_call(build, mk, clock, redis):
+    """Cat taps 'offline' while her phone rings, then picks up: the caller talks to her. The
+    call, put back in line by the 'offline', was offered to Dan meanwhile (never rung): that
+    offer goes, so Dan is free for the next caller instead of reserved for a ghost."""
+    from ivr.routing.ledger import index_problems
+
+    router = build(available=False)
+    router.set_status("cat", "available")
+    assert router.route(mk.call("CA1", "complaint")).agent.id == "cat"
+    router.set_status("cat", "offline", "break")
+    router.set_status("dan", "available")
+    assert mk.state(router, "dan")["call"] == "CA1"
+    assert router.answered("CA1", "cat")
+    assert (mk.state(router, "cat")["state"], mk.state(router, "cat")["call"]) == ("on_call", "CA1")
+    assert mk.state(router, "dan")["state"] == "available" and not mk.state(router, "dan")["call"]
+    assert router.route(mk.call("CA2", "complaint")).agent.id == "dan"
+    assert index_problems(redis, router.keys, [a.id for a in router.rules.roster.agents]) == []
+    # one on another call cannot be put on this one by a stray webhook
+    assert router.answered("CA2", "cat") is False
+
+
 def test_an_agent_who_answers_after_their_offer_lapsed_takes_the_call_from_an_unrung_offer(build, mk, clock, redis):
     """Ann's phone rang past her reservation; meanwhile the call, back in line, was offered to
     Bob (never rung: the caller was in Ann's dial). Ann picks up: she has the caller, and
