@@ -541,13 +541,19 @@ def test_an_agent_who_answers_after_their_offer_lapsed_takes_the_call_from_an_un
     assert mk.state(router, "bob")["call"] == "CA2" and mk.state(router, "dan")["state"] == "available"
 
 
-def test_a_callback_offer_let_pass_counts_as_a_missed_call_not_offered_straight_back(build, mk, clock, redis):
+def _callback_offered_to_ann(build, mk, clock):
+    """A payment caller past the queue's max wait asks for a callback; Ann logs in and is offered it."""
     router = build(rules=no_heartbeats(mk), available=False)
     assert router.route(mk.call("CB1", "payment", arrived=clock.now)).kind == "queued"
     clock.advance(301)
     assert router.poll("CB1", caller="+821011112222").callback
     router.set_status("ann", "available")
     assert mk.state(router, "ann")["call"] == "CB1"
+    return router
+
+
+def test_a_callback_offer_let_pass_counts_as_a_missed_call_not_offered_straight_back(build, mk, clock, redis):
+    router = _callback_offered_to_ann(build, mk, clock)
     assert router.route(mk.call("CA2", "payment", arrived=clock.now)).kind == "queued"  # a live caller behind it
     router.set_status("bob", "available")  # payment 1: not for CA2 before its relaxation
     clock.advance(46)  # ann's app let the callback offer pass
@@ -563,11 +569,7 @@ def test_a_callback_offer_let_pass_counts_as_a_missed_call_not_offered_straight_
 
 
 def test_an_agent_who_lets_every_callback_offer_pass_goes_offline_after_max_missed(build, mk, clock, redis):
-    router = build(rules=no_heartbeats(mk), available=False)
-    assert router.route(mk.call("CB1", "payment", arrived=clock.now)).kind == "queued"
-    clock.advance(301)
-    assert router.poll("CB1", caller="+821011112222").callback
-    router.set_status("ann", "available")
+    router = _callback_offered_to_ann(build, mk, clock)
     for n in (1, 2):
         assert mk.state(router, "ann")["call"] == "CB1"
         clock.advance(46)
