@@ -46,11 +46,10 @@ def correct_category(sid: str):
     ctx = context()
     body = request.get_json(silent=True)
     category = body.get("category") if isinstance(body, dict) else None
-    classifier = ctx.services.classifier
-    known = set(getattr(classifier, "categories", []) or []) | {"out_of_scope"}
+    known = _known_categories(ctx)
     if not isinstance(category, str) or not category:
-        return jsonify(error='send JSON {"category": C} with C one of ' + ", ".join(sorted(known))), 400
-    if classifier is not None and category not in known:
+        return jsonify(error='send JSON {"category": C} with C one of ' + ", ".join(sorted(known or ["..."]))), 400
+    if known is not None and category not in known:
         return jsonify(error=f"unknown category {category!r}: use one of " + ", ".join(sorted(known))), 400
     session = ctx.sessions.get(sid)
     record = None
@@ -76,3 +75,20 @@ def correct_category(sid: str):
             amend_record(ctx.redis, ctx.keys, dict(amended, corrected_category=category),
                          ctx.config.calls.retention_days)
     return jsonify(sid=sid, predicted=predicted, corrected=category, stored=True)
+
+
+def _known_categories(ctx) -> set[str] | None:
+    """The categories a correction may name: the model's, or (no model loaded yet, or it
+    failed) the taxonomy file's, so a typo is refused either way instead of stored; None
+    when neither can be read (a broken taxonomy edit): the correction is kept unchecked, and
+    training later drops a label its data does not have."""
+    classifier = ctx.services.classifier
+    names = set(getattr(classifier, "categories", []) or [])
+    if not names:
+        from ivr.intents.data import DataError, load_taxonomy
+
+        try:
+            names = set(load_taxonomy(ctx.config.path(ctx.config.classifier.data_dir)).names)
+        except (DataError, OSError):
+            return None
+    return names | {"out_of_scope"}

@@ -118,6 +118,16 @@ def test_unknown_category_is_refused_with_the_known_ones_and_stores_nothing(hotl
     assert corrections(hotline) == []
 
 
+def test_with_no_model_loaded_a_correction_is_checked_against_the_taxonomy(hotline):
+    hotline.application.extensions["hotline"].classifier = None  # still training, say
+    ring(hotline)
+    typo = hotline.post(f"/api/calls/{SID}/category", json={"category": "acount_security"}, headers=AUTH)
+    assert typo.status_code == 400 and "account_security" in typo.json["error"]
+    assert corrections(hotline) == []
+    fine = hotline.post(f"/api/calls/{SID}/category", json={"category": "account_security"}, headers=AUTH)
+    assert fine.status_code == 200 and [e.category for e in corrections(hotline)] == ["account_security"]
+
+
 def test_correcting_a_call_with_nothing_said_is_refused_clearly(hotline):
     ring(hotline, said="")
     response = hotline.post(f"/api/calls/{SID}/category", json={"category": "payment"}, headers=AUTH)
