@@ -250,6 +250,8 @@ def dialed():
     if session is None:
         return xml(fallback_twiml(ctx, sid))
     status = form.get("DialCallStatus", "failed")
+    if status == "answered":  # Twilio's other word for a dial whose party picked up and talked
+        status = "completed"
     key = _request_key("dialed")
     return xml(_remember(ctx, sid, key, lambda: flow.after_dial(
         ctx, session, status, _seconds(form, "DialCallDuration"))))

@@ -149,3 +149,17 @@ def test_a_webhook_whose_answer_failed_is_built_again_on_the_retry(redis):
     # the claim went with the failure: Twilio's retry is answered, not kept waiting
     assert webhooks._remember(ctx, "CA1", "listened:0", lambda: "<Response/>") == "<Response/>"
     assert redis.get(Keys("ivr").webhook_seen("CA1", "listened:0")) == "<Response/>"
+
+
+@pytest.mark.parametrize("dial_status", ["completed", "answered"])
+def test_a_dial_the_agent_picked_up_ends_the_call_politely_not_routed_again(cfg, redis, dial_status):
+    client = app_with(cfg, connect(cfg.redis.url)).test_client()
+    assert signed_post(client, "/twilio/voice", CALL).status_code == 200
+    # the call as it stands while its <Dial> rings the agent
+    redis.hset("ivr:call:{%s}" % CALL["CallSid"], mapping={"state": "connecting", "agent": "minji",
+                                                           "agent_address": "client:minji"})
+    done = dict(CALL, CallStatus="in-progress", DialCallStatus=dial_status, DialCallDuration="42",
+                DialCallSid="CA00000000000000000000000000000099")
+    root = ET.fromstring(signed_post(client, "/twilio/dialed", done).data)
+    assert root.find("Hangup") is not None and root.find("Dial") is None  # not dialled anew
+    assert redis.hget("ivr:call:{%s}" % CALL["CallSid"], "outcome") == "answered"
