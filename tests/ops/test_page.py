@@ -496,3 +496,23 @@ def test_a_viewer_joining_as_the_idle_pump_exits_still_gets_a_pump(ops, monkeypa
         raise AssertionError("a viewer that joined as the pump left never got a snapshot") from None
     finally:
         h.close()
+
+
+def test_the_days_answered_tally_starts_over_when_redis_lost_the_records(ops):
+    import datetime as dt
+
+    from ivr.ops.gather import DayTally
+    from ivr.ops.records import write_record
+
+    day = dt.date.today().isoformat()
+    for wait in (5, 600):
+        write_record(ops.redis, ops.keys, {"sid": f"CA{wait}", "outcome": "answered", "queue": "billing",
+                                           "category": "payment", "wait_s": wait}, 30)
+    tally = DayTally()
+    assert tally.refresh(ops.redis, ops.keys, ops.router.rules, day)["answered"] == 2
+    assert tally.refresh(ops.redis, ops.keys, ops.router.rules, day)["answered"] == 2  # counted once
+    ops.redis.flushall()  # restarted without its data: "answered within target 2 of 2" would stay all day
+    assert tally.refresh(ops.redis, ops.keys, ops.router.rules, day) == {"answered": 0, "within_target": 0, "wait_s": 0.0}
+    write_record(ops.redis, ops.keys, {"sid": "CAnew", "outcome": "answered", "queue": "billing",
+                                       "category": "payment", "wait_s": 1}, 30)
+    assert tally.refresh(ops.redis, ops.keys, ops.router.rules, day)["answered"] == 1
