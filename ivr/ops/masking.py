@@ -3,7 +3,8 @@
 What a caller says may hold a phone, card or ID number, or an email address. The
 recognizer writes numbers as figures (``010-1234-5678``) or as the words it heard:
 English (``oh one oh``, ``double five``, ``twelve thirty four``), Chinese
-(``幺三八 一二三四``) or Sino-Korean (``공일공 일이삼사 오육칠팔``), often with a space
+(``幺三八 一二三四``, or the formal digits of banking ``壹叁捌 壹贰叁肆``), Sino-Korean
+(``공일공 일이삼사 오육칠팔``) or native Korean (``공 하나 공 둘 셋 넷``), often with a space
 between every word. :func:`mask` reads all of these, whatever the call's language,
 because callers switch languages for numbers.
 
@@ -15,6 +16,11 @@ with a digit on both sides, form a *run*; a run of at least
 ``[PHONE]``, ``[CARD]``, ``[ID]`` or ``[NUMBER]``. Short numbers ("two accounts",
 "3 days", "level 5", "50 dollars"), amounts written with thousands separators
 (``1,500,000``), dates (``2026-11-01``) and clock times stay as they are.
+
+Native Korean number words are everyday words too (하나만, 둘이서, 세 번, 네 = "yes"): one
+is a digit only as a word of its own (하나도, 둘이, 셋째 are not), and the counter forms
+한/두/세/네 only inside a run, between two digits, never at its start or end
+("네 공일공 …": the 네 is "yes"; "… 세 번": a count).
 
 Everything here is pure and fast (a few microseconds per transcript: run
 ``python -m ivr.ops.masking`` for the figures).
@@ -38,13 +44,28 @@ _EN_TENS = {"twenty": "2", "thirty": "3", "forty": "4", "fifty": "5", "sixty": "
             "eighty": "8", "ninety": "9"}
 _EN_REPEAT = {"double": 2, "triple": 3}
 _ZH = {"零": "0", "〇": "0", "洞": "0", "一": "1", "幺": "1", "么": "1", "二": "2", "两": "2", "三": "3",
-       "四": "4", "五": "5", "六": "6", "七": "7", "八": "8", "九": "9"}
+       "四": "4", "五": "5", "六": "6", "七": "7", "八": "8", "九": "9",
+       # the formal digits of banking and cheques (大写数字), simplified and traditional
+       "壹": "1", "贰": "2", "貳": "2", "叁": "3", "叄": "3", "肆": "4", "伍": "5", "陆": "6", "陸": "6",
+       "柒": "7", "捌": "8", "玖": "9"}
 _KO = {"공": "0", "영": "0", "일": "1", "이": "2", "삼": "3", "사": "4", "오": "5", "육": "6", "륙": "6",
        "칠": "7", "팔": "8", "구": "9"}
 # Sino-Korean numbers read by place (천이백삼십사 = 1234), as phone number groups often are.
 _D = "[일이삼사오육칠팔구]"
 _KO_POSITIONAL = (f"(?:{_D}?천(?:{_D}?백)?(?:{_D}?십)?|{_D}?백(?:{_D}?십)?|{_D}?십){_D}?")
 _KO_PLACES = {"천": 1000, "백": 100, "십": 10}
+# Native Korean digits, read one by one (하나 둘 셋 넷; zero is 공/영 as in Sino-Korean). The
+# counter forms 한/두/세/네 (한 번, 두 개, 세 시, and 네 = "yes") count only inside a run.
+_KO_NATIVE = {"하나": "1", "한": "1", "둘": "2", "두": "2", "셋": "3", "세": "3", "넷": "4", "네": "4",
+              "다섯": "5", "여섯": "6", "일곱": "7", "여덟": "8", "아홉": "9"}
+_KO_COUNTER = {"한", "두", "세", "네"}
+_NATIVE_FULL = "하나|다섯|여섯|일곱|여덟|아홉|둘|셋|넷"
+_NATIVE_ANY = _NATIVE_FULL + "|한|두|세|네"
+# A native word is a word of its own: after it comes no syllable, or another digit (하나둘셋,
+# 하나공), or, for a full form ending a run, a copula (… 일곱 여덟이요); 하나도, 둘이서 are words.
+_KO_NATIVE_ATOM = (rf"(?=[하한둘두셋세넷네다여일아])(?:(?:{_NATIVE_FULL})"
+                   rf"(?=(?:이(?:요|에요|예요|고|구요|야)|입니다|예요|에요|요)(?![\uac00-\ud7a3]))"
+                   rf"|(?:{_NATIVE_ANY})(?![\uac00-\ud7a3])|(?:{_NATIVE_ANY})(?=(?:{_NATIVE_ANY}|공|영)))")
 _KO_WORD = set(_KO) | set(_KO_PLACES)  # syllables a number read in Korean is made of
 _FULLWIDTH = str.maketrans("０１２３４５６７８９", "0123456789")
 
@@ -61,7 +82,7 @@ _ATOM = re.compile(
     r"|(?P<en>(?<![A-Za-z])(?:" + _EN_WORDS + r")(?![A-Za-z]))"
     r"|(?P<zh>[" + "".join(_ZH) + r"])"
     r"|(?P<kopos>" + _KO_POSITIONAL + r")"
-    r"|(?P<ko>[" + "".join(_KO) + r"])"
+    r"|(?P<ko>[" + "".join(_KO) + r"](?!(?<=일)곱))"  # 일곱 is seven in native Korean
     r"|(?P<x>(?<=[0-9０-９\s])[xX叉](?![A-Za-z]))"
     r"|(?P<sep>(?:[\s\-‐‑–—.()/+]|,(?=\s))+|\b(?:dash|hyphen|plus)\b|대시|다시|杠|에(?=\s))"
     # Words and marks a caller puts between the groups of one number ("oh one oh, um, one
@@ -69,6 +90,7 @@ _ATOM = re.compile(
     r"|(?P<join>(?=[atuehATUEH그하의에和然，、·・_~〜～])"  # one look before trying each of them
     r"(?:(?<![A-Za-z])(?:and|then|um+|uh+|er+|erm|hmm+)(?![A-Za-z'])|그리고|"
     r"(?:하고|의|에)(?=[\s0-9０-９" + "".join(_KO_WORD) + r"])|和|然后|[，、·・_~〜～]))"
+    r"|(?P<kon>" + _KO_NATIVE_ATOM + r")"
     # Everything else in as few steps as possible: whole words, and stretches of other text.
     r"|(?P<word>[A-Za-z]+|(?:(?![" + "".join(_KO_WORD) + r"])[\uac00-\ud7a3])+)"
     r"|(?P<other>[^\s0-9０-９A-Za-z\uac00-\ud7a3\-‐‑–—.()/+,\[\]" + "".join(_ZH) + r"叉]+)",
@@ -109,7 +131,7 @@ _EMAIL_WORD = re.compile(r"mail|메일|邮箱|邮件|郵箱|郵件|信箱", re.I
 # Words before a short number that make it a secret (PIN, CVV, one-time code, password);
 # what comes between holds no other number and no mask token (so masking stays idempotent).
 _SECRET_BEFORE = re.compile(
-    r"(?:\b(?:cvv|cvc|cv2|pin|password|passcode|security code|verification code|otp)\b"
+    r"(?:(?<![A-Za-z])(?:cvv|cvc|cv2|pin|password|passcode|security code|verification code|otp)(?![A-Za-z])"
     r"|비밀번호|비번|보안\s*코드|인증\s*번호|cvc|密码|验证码|安全码|校验码)[^\n\d\[\]]{0,12}$", re.IGNORECASE)
 _CURRENCY = "$₩¥€£"
 
@@ -120,7 +142,8 @@ _UNIT_AFTER = re.compile(r"\s*(?:dollars?|won|yuan|euros?|percent|%|원|달러|�
 # 14,900), when the place is said as a number (하지만, 번호만, 千万别 are words).
 _MYRIAD_BEFORE = re.compile(r"(?:만|억|万|亿|萬|億)\s*$")
 _MYRIAD_AFTER = re.compile(r"\s*(?:만|억|万|亿|萬|億)")
-_NUMERALS = set("0123456789０１２３４５６７８９일이삼사오육칠팔구십백천만억一二三四五六七八九十百千两〇零万亿萬億")
+_NUMERALS = set("0123456789０１２３４５６７８９일이삼사오육칠팔구십백천만억一二三四五六七八九十百千两〇零万亿萬億"
+                "壹贰貳叁叄肆伍陆陸柒捌玖拾佰仟")
 
 
 @dataclass
@@ -128,7 +151,7 @@ class _Atom:
     digits: str
     start: int
     end: int
-    kind: str  # num, en, zh, ko, kopos, x
+    kind: str  # num, en, zh, ko, kon (native Korean), kopos, x
     word: str = ""
 
 
@@ -140,11 +163,12 @@ def _is_hangul(ch: str) -> bool:
 # they join digits read one by one, or the groups of a number that opens with a zero.
 _CONJUNCTIONS = {"and", "then", "그리고", "하고", "和", "然后", "、", "~", "〜", "～"}
 _EN_ONE_BY_ONE = set(_EN_UNITS) | set(_EN_REPEAT)
+_KO_KINDS = {"ko", "kopos", "kon"}
 
 
 def _one_by_one(kind: str, value: str) -> bool:
     """A digit read on its own: 일, 三, "five", "double"."""
-    return kind in ("ko", "zh") or kind == "en" and value.lower() in _EN_ONE_BY_ONE
+    return kind in ("ko", "kon", "zh") or kind == "en" and value.lower() in _EN_ONE_BY_ONE
 
 
 def _opens_with_zero(atom: _Atom) -> bool:
@@ -198,14 +222,17 @@ def _atoms_to_runs(text: str) -> list[list[_Atom]]:
             else:
                 glued = start == join_end
             pending = ""
-        if not glued and start > 0 and kind in ("ko", "kopos") and (
-                text[start - 1] == "]" or _is_hangul(text[start - 1]) and (
-                kind == "kopos" or text[start - 1] not in _KO_WORD)):
-            # a syllable inside an ordinary word (회사, 카드사, 천천히), or glued to a mask
-            # token (the word went on after the number): not a digit
-            close()
-            continue
-        last_one = kind == "ko" or kind == "zh" or kind == "en" and value.lower() in _EN_ONE_BY_ONE
+        if not glued and start > 0 and kind in _KO_KINDS:
+            before = text[start - 1]
+            if before == "]" or _is_hangul(before) and (kind != "ko" or before not in _KO_WORD) and not (
+                    current and current[-1].end == start and (
+                    kind == "kon" or kind == "ko" and current[-1].kind == "kon" and value in "공영")):
+                # a syllable inside an ordinary word (회사, 카드사, 천천히, 우리둘), or glued to a
+                # mask token (the word went on after the number): not a digit. Native digits
+                # may be glued to the digit before (공하나둘, 하나공둘).
+                close()
+                continue
+        last_one = kind == "ko" or kind == "zh" or kind == "kon" or kind == "en" and value.lower() in _EN_ONE_BY_ONE
         if kind == "num":
             current.append(_Atom(value.translate(_FULLWIDTH), start, end, kind))
         elif kind == "zh":
@@ -214,6 +241,8 @@ def _atoms_to_runs(text: str) -> list[list[_Atom]]:
             current.append(_Atom(_ko_positional(value), start, end, kind))
         elif kind == "ko":
             current.append(_Atom(_KO[value], start, end, kind))
+        elif kind == "kon":
+            current.append(_Atom(_KO_NATIVE[value], start, end, kind, value))
         elif kind == "x":
             if current:
                 current.append(_Atom("X", start, end, kind))
@@ -223,7 +252,26 @@ def _atoms_to_runs(text: str) -> list[list[_Atom]]:
             word = value.lower()
             current.append(_Atom("", start, end, kind, word))
     close()
-    return [_drop_particle(text, part) for run in runs for part in _spoken_english(run)]
+    out = []
+    for run in runs:
+        for part in _spoken_english(run):
+            part = _drop_particle(text, part)
+            if part[0].kind == "kon" or part[-1].kind == "kon":
+                part = _strip_counters(part)
+            if part:
+                out.append(part)
+    return out
+
+
+def _strip_counters(run: list[_Atom]) -> list[_Atom]:
+    """Without the counter forms 한/두/세/네 at its start and end: there they are "yes" or
+    a count (네 공일공…, … 세 번), not a digit; between two digits they are one."""
+    i, j = 0, len(run)
+    while i < j and run[i].kind == "kon" and run[i].word in _KO_COUNTER:
+        i += 1
+    while j > i and run[j - 1].kind == "kon" and run[j - 1].word in _KO_COUNTER:
+        j -= 1
+    return run if (i, j) == (0, len(run)) else run[i:j]
 
 
 def _ko_positional(word: str) -> str:
@@ -280,7 +328,7 @@ def _spoken_english(run: list[_Atom]) -> list[list[_Atom]]:
                 if nxt is not None and nxt.kind == "en" and nxt.word in _EN_UNITS:
                     a = _Atom(_EN_UNITS[nxt.word] * times, a.start, nxt.end, "en", w)
                     i += 1
-                elif nxt is not None and nxt.kind in ("num", "zh", "ko") and len(nxt.digits) == 1:
+                elif nxt is not None and nxt.kind in ("num", "zh", "ko", "kon") and len(nxt.digits) == 1:
                     a = _Atom(nxt.digits * times, a.start, nxt.end, "en", w)
                     i += 1
             elif w == "hundred" and out:

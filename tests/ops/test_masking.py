@@ -138,7 +138,40 @@ FIXED_LEAKS = [
     ("en", "kim.lee at gmail.com thanks", f"{EMAIL} thanks"),
     ("en", "my email is kim at company.co.kr", f"my email is {EMAIL}"),
     ("zh", "我的邮箱是zhangsan艾特qq点com", f"我的邮箱是{EMAIL}"),
+    # native Korean digits read one by one (하나 둘 셋 …), alone or mixed with Sino-Korean ones
+    ("ko", "하나 둘 셋 넷 다섯 여섯 일곱 여덟", PHONE),
+    ("ko", "공 하나 공 둘 셋 넷 다섯 여섯 일곱 여덟 아홉", PHONE),
+    ("ko", "공일공 하나 둘 셋 넷 다섯 여섯 일곱 여덟", PHONE),
+    ("ko", "제 번호는 영일공 하나 둘 셋 넷 다섯 여섯 일곱 여덟 입니다", f"제 번호는 {PHONE} 입니다"),
+    ("ko", "공일공 일이삼사 하나 둘 셋 넷", PHONE),
+    ("ko", "공하나공둘셋넷다섯여섯일곱여덟", PHONE),
+    ("ko", "공일공 하나둘셋넷 오육칠팔로 주세요", f"{PHONE}로 주세요"),
+    ("ko", "공일공 하나 둘 셋 넷 다섯 여섯 일곱 여덟이요", f"{PHONE}이요"),
+    ("ko", "주민번호 구공공일공일 하나 둘 셋 넷 다섯 여섯 일곱", f"주민번호 {ID}"),
+    ("ko", "카드 번호 사 하나 하나 하나 하나 하나 하나 하나 하나 하나 하나 하나 하나 하나 하나 하나",
+     f"카드 번호 {CARD}"),
+    ("ko", "비밀번호는 하나 둘 셋 넷이에요", f"비밀번호는 {NUMBER}이에요"),
+    ("ko", "하나 둘 세 넷 다섯 여섯 일곱 여덟", PHONE),  # 세 between two digits is one
+    ("ko", "네 하나 둘 셋 넷 다섯 여섯 일곱 여덟 네", f"네 {PHONE} 네"),
+    # Chinese formal (banker's) digits, simplified and traditional
+    ("zh", "壹叁捌壹贰叁肆伍陆柒捌", PHONE),
+    ("zh", "电话 壹叁捌 壹贰叁肆 伍陆柒捌 谢谢", f"电话 {PHONE} 谢谢"),
+    ("zh", "貳〇貳陸叄零零零", PHONE),
+    ("zh", "卡号 陆贰贰贰 零贰壹贰 叁肆伍陆 柒捌玖零", f"卡号 {CARD}"),
+    ("zh", "身份证 壹壹零壹零伍壹玖玖零零叁零柒壹贰叁肆", f"身份证 {ID}"),
+    # "pin" glued to the figures: masked at once, so masking again changes nothing
+    ("en", "000000pin000", f"{NUMBER}pin{NUMBER}"),
 ]
+
+# Native Korean number words are everyday words: 네 is "yes", 한/두/세/네 count things, and a
+# word glued to a particle or an ending is no digit. Around a number they stay.
+NATIVE_AROUND = [
+    ("ko", "네 공일공 일이삼사 오육칠팔이요", f"네 {PHONE}요"),
+    ("ko", "네 그리고 공일공 일이삼사 오육칠팔", f"네 그리고 {PHONE}"),
+    ("ko", "공일공 일이삼사 오육칠팔 네 네 맞아요", f"{PHONE} 네 네 맞아요"),
+    ("ko", "공일공 일이삼사 오육칠팔 세 번 말했어요", f"{PHONE} 세 번 말했어요"),
+]
+CASES += NATIVE_AROUND
 
 # ...and what the fixes must leave alone: words with 만 / 万 and no number, amounts, quantities
 # joined by "and" or listed, a shop's web address.
@@ -152,6 +185,16 @@ STILL_KEPT = [
     ("ko", "1000~2000원"), ("ko", "회사에서 일하고 이삼일 뒤에 연락할게요"), ("ko", "이의 제기합니다"),
     ("zh", "2019、2020、2021年"), ("zh", "我和你"), ("zh", "一百和两百"),
     ("en", "I ordered at amazon.com"), ("en", "see you at 10.30 a.m."),
+    # native Korean number words in ordinary speech
+    ("ko", "하나만 물어볼게요"), ("ko", "둘이서 왔어요"), ("ko", "세 번이나 결제됐어요"), ("ko", "네 알겠습니다"),
+    ("ko", "다섯 시에 전화할게요"), ("ko", "한 번만 더 확인해 주세요"), ("ko", "두 개 주문했어요"), ("ko", "네 네 네 알겠어요"),
+    ("ko", "하나도 안 됐어요"), ("ko", "둘이 같이 썼어요"), ("ko", "셋째 주에 왔어요"), ("ko", "넷이서 먹었어요"),
+    ("ko", "한두 번 두세 개 네다섯 명"), ("ko", "그냥 두세요"), ("ko", "일곱 시 반에 여덟 명이 왔어요"),
+    ("ko", "두 시에 세 명이서 네 번째 방에 갔어요"), ("ko", "세 네 번 전화했는데 다섯 여섯 번 끊겼어요"),
+    ("ko", "하나 둘 셋 넷 다섯"), ("ko", "한 두 세 네"), ("ko", "이 둘 중에 하나 골라 주세요"),
+    ("ko", "오만 원이 두 번 세 번 빠져나갔어요"), ("ko", "삼만 오천 원 두 건이요"),
+    # formal Chinese digits in amounts and in ordinary words (登陆 "log in", 队伍 "team")
+    ("zh", "壹贰叁肆伍"), ("zh", "我付了伍佰元 壹万贰仟叁佰肆拾伍元"), ("zh", "登陆不了 大陆 队伍 放肆"),
 ]
 CASES += FIXED_LEAKS + [(language, text, text) for language, text in STILL_KEPT]
 
@@ -273,6 +316,21 @@ def test_any_long_number_in_any_reading_is_masked_whole(number, frame):
     assert out[len(before):len(out) - len(after)] in (PHONE, CARD, ID, NUMBER), out
 
 
+NATIVE = ["공", "하나", "둘", "셋", "넷", "다섯", "여섯", "일곱", "여덟", "아홉"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 9), st.booleans()), min_size=7, max_size=19), st.sampled_from(FRAMES))
+def test_a_long_number_read_in_native_and_sino_korean_is_masked_whole(digits, frame):
+    """Native digits (하나 둘 셋; zero is 공) mixed word by word with Sino-Korean ones, a space between."""
+    number = " ".join(NATIVE[d] if native else READINGS["ko"][d] for d, native in digits)
+    language, template = frame
+    out = mask(template.format(number), language)
+    before, _, after = template.partition("{}")
+    assert out.startswith(before) and out.endswith(after), out
+    assert out[len(before):len(out) - len(after)] in (PHONE, CARD, ID, NUMBER), out
+
+
 def test_the_training_utterances_stay_as_they_are():
     """2,000 ordinary requests in three languages (no personal data in them): nothing masked."""
     changed, seen = [], 0
@@ -288,7 +346,8 @@ def test_the_training_utterances_stay_as_they_are():
 ALPHABET = ("0123456789 -.,@+()xX" + "공일이삼사오육칠팔구천백십에요는의하고만" + "零一二三四五六七八九幺两是和，、万千"
             + "abcdeot·_~")
 WORDS = ["one", "two", "oh", "double", "twenty", "hundred", "dot", "at", "com", "gmail", "dollars", "원", "pin",
-         "and", "then", "um", "그리고", "然后", "naver.com", "하지만", "삼만"]
+         "and", "then", "um", "그리고", "然后", "naver.com", "하지만", "삼만", "하나", "둘이", "셋", "네", "세", "두",
+         "여덟", "공하나", "壹贰", "陆"]
 
 
 @settings(max_examples=500, deadline=None)
