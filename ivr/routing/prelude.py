@@ -274,9 +274,20 @@ local function expire_one(key, id, cutoff)
     set_agent(key, id, 'offline', '', 'no heartbeat from the agent app; set status available when back', {'until', '0'})
     return 1
   elseif state == 'reserved' and deadline <= now then
-    local policy = call ~= '' and redis.call('HEXISTS', KEYS[4], call) == 1 and redis.call('HGET', KEYS[14], '~missed')
+    local callback = call ~= '' and redis.call('HEXISTS', KEYS[4], call) == 1
+    if callback and cutoff > 0 then
+      -- a callback request is a task in the agent's app, not a ringing phone: while the app
+      -- is alive (its heartbeat is current: the branch above) the agent may be calling the
+      -- caller back, however long that takes, so it stays theirs until callback-done; it
+      -- moves on when the app goes silent or they log off. Looked at again a heartbeat
+      -- timeout from now.
+      redis.call('HSET', key, 'until', now + (now - cutoff))
+      index(key, id, false)
+      return 0
+    end
+    local policy = callback and redis.call('HGET', KEYS[14], '~missed')
     if policy then
-      -- a callback request the agent's app let pass counts as a missed call: the request
+      -- (no heartbeats tracked) a callback request let pass counts as a missed call: the request
       -- goes back to its place and the agent pauses (offline after max_missed in a row), so
       -- it is not offered straight back to them, again and again, ahead of everyone behind it
       -- (the roster's '~missed': '<missed_pause_s>|<max_missed>' of the rules in force)

@@ -242,13 +242,16 @@ def after_timeouts(rules: Rules, views: dict[str, AgentView], now: float,
     """The agents as the time-outs due by ``now`` would leave them (what EXPIRE writes), for
     previews that must not write: a stopped heartbeat -> offline; a reservation, wrap-up or
     missed-call pause that ran out -> available, except the offer of a callback request
-    (``callbacks``: their sids) let pass, which counts as a missed call."""
+    (``callbacks``: their sids), which stays the agent's while their app's heartbeat is
+    current and, with no heartbeats tracked, counts as a missed call when let pass."""
     policy = rules.rules.agents
     timeout = policy.heartbeat_timeout_s
     out = {}
     for agent_id, v in views.items():
         if timeout > 0 and v.state in (FREE, PAUSED, WRAP_UP, RESERVED) and v.hb < now - timeout:
             v = replace(v, state=OFFLINE, call="", until=0.0)
+        elif v.state == RESERVED and v.until <= now and v.call in callbacks and timeout > 0:
+            v = replace(v, until=now + timeout)  # the app is alive: the callback stays the agent's
         elif v.state == RESERVED and v.until <= now and v.call in callbacks:
             misses = v.misses + 1
             v = replace(v, state=OFFLINE if misses >= policy.max_missed else PAUSED, call="", misses=misses,

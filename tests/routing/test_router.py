@@ -568,6 +568,41 @@ def test_a_callback_offer_let_pass_counts_as_a_missed_call_not_offered_straight_
     assert router.poll("CA2").agent.id == "ann"
 
 
+def test_a_callback_request_stays_with_the_agent_calling_back_while_their_app_is_alive(build, mk, clock, redis):
+    """No 'accept' step: the agent sees the request and calls. However long that takes, the
+    request is theirs while their app sends heartbeats (not offered to Bob as well, and their
+    callback-done is taken); when the app goes silent it moves on."""
+    router = build(rules=mk.rules_with(**{"agents.heartbeat_timeout_s": 60}), available=False)
+    assert router.route(mk.call("CB1", "payment", arrived=clock.now)).kind == "queued"
+    clock.advance(301)
+    assert router.poll("CB1", caller="+821011112222").callback
+    router.set_status("ann", "available")
+    router.set_status("bob", "available")
+    assert mk.state(router, "ann")["call"] == "CB1"
+    for _ in range(6):  # three minutes on the phone with the caller, the app beating every 30 s
+        clock.advance(30)
+        router.heartbeat("ann")
+        router.heartbeat("bob")
+        router.tick()
+        assert (mk.state(router, "ann")["state"], mk.state(router, "ann")["call"]) == ("reserved", "CB1")
+        assert mk.state(router, "bob")["state"] == "available"
+    assert router.callback_done("CB1", "ann", talk_s=170)["ok"]
+    # a second request, and ann's app dies: the request leaves her
+    offline(router, "bob")
+    assert router.route(mk.call("CB3", "payment", arrived=clock.now)).kind == "queued"
+    for _ in range(11):  # ann wraps up and waits, her app beating
+        clock.advance(28)
+        router.heartbeat("ann")
+    router.poll("CB3", caller="+821033334444")
+    assert mk.state(router, "ann")["call"] == "CB3"
+    for _ in range(3):
+        clock.advance(30)  # ann's app sends nothing
+        router.tick()
+    assert mk.state(router, "ann")["state"] == "offline" and not mk.state(router, "ann")["call"]
+    assert redis.hget("t:{route}:held", "CB3") is None and "CB3" in router.ledger.snapshot(
+        ["ann", "bob"], router._day(router.rules, clock.now)).waiting
+
+
 def test_an_agent_who_lets_every_callback_offer_pass_goes_offline_after_max_missed(build, mk, clock, redis):
     router = _callback_offered_to_ann(build, mk, clock)
     for n in (1, 2):
