@@ -30,8 +30,7 @@ def scrub(text: str) -> str:
 
 # Extras that could carry what a caller said or their number are masked whatever a
 # log call passes (the call flow masks before logging; this is the safety net).
-_SPOKEN = frozenset({"transcript", "partial", "text", "utterance",
-                     "reason", "refused"})  # a refused edit's reason quotes the bad value (a VIP's number)
+_SPOKEN = frozenset({"transcript", "partial", "text", "utterance"})
 _NUMBERS = frozenset({"caller", "from", "from_number", "caller_number"})
 
 

@@ -88,15 +88,19 @@ def parse_text(text: str, file: str) -> YamlDocument:
         line = mark.line + 1 if mark is not None else None
         reason = getattr(exc, "problem", None) or str(exc)
         raise YamlFileError([Problem(file, line, "", f"not valid YAML: {reason}")]) from None
-    duplicates = list(_duplicate_keys(root, (), file))
+    duplicates = list(_duplicate_keys(root, (), file, set()))
     if duplicates:
         raise YamlFileError(duplicates)
     return YamlDocument(file, data, root)
 
 
-def _duplicate_keys(node, path: tuple, file: str):
+def _duplicate_keys(node, path: tuple, file: str, seen: set[int]):
     """A key written twice in one mapping: YAML keeps the last silently, so a pasted block
-    that repeats ``general:`` would replace the first one without a word."""
+    that repeats ``general:`` would replace the first one without a word. Each node is
+    looked at once (``seen``), so aliases neither loop nor multiply the walk."""
+    if id(node) in seen:
+        return
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         first: dict[str, int] = {}
         for key_node, value_node in node.value:
@@ -108,10 +112,10 @@ def _duplicate_keys(node, path: tuple, file: str):
                                   f"duplicate key (first on line {first[key]}): YAML would keep only this one")
                 else:
                     first[key] = line
-            yield from _duplicate_keys(value_node, (*path, key if key is not None else "?"), file)
+            yield from _duplicate_keys(value_node, (*path, key if key is not None else "?"), file, seen)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            yield from _duplicate_keys(item, (*path, i), file)
+            yield from _duplicate_keys(item, (*path, i), file, seen)
 
 
 def read(path: str | Path) -> YamlDocument:

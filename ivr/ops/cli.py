@@ -81,7 +81,7 @@ def parse_when(text: str | None, *, now: float | None = None, option: str = "--s
     except ValueError:
         moment = None
     if moment is not None:
-        date_only = len(text) in (8, 10) and "T" not in text and ":" not in text
+        date_only = len(text.rstrip("Zz")) in (8, 10) and "T" not in text and ":" not in text
         if date_only and option == "--until":
             moment += timedelta(days=1)
             return moment.timestamp() - 0.001  # the day's last millisecond: the bounds are inclusive
@@ -91,13 +91,10 @@ def parse_when(text: str | None, *, now: float | None = None, option: str = "--s
     except ValueError:
         raise SystemExit(f"ivr: {option}: expected a date (2026-11-01), an ISO time (2026-11-01T08:00), "
                          f"Unix seconds or an age (24h, 7d), found {text!r}") from None
-    if not math.isfinite(value) or not _EARLIEST <= value <= now + 366 * 86400:
+    if not math.isfinite(value) or not 0 <= value <= now + 366 * 86400:
         raise SystemExit(f"ivr: {option}: {text!r} is not a time the records could have "
-                         f"(Unix seconds from 2000 until a year from now)")
+                         f"(Unix seconds from 0 until a year from now)")
     return value
-
-
-_EARLIEST = 946_684_800.0  # 2000-01-01: no record is older
 
 
 def _open(args):
@@ -142,7 +139,7 @@ def export(redis, keys, out, fmt: str, since: float | None, until: float | None)
             out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
             n += 1
         return n
-    seen: set[str] = set()
+    seen: set[str] = {"amended_at"}  # a record amended between the two readings still has its column
     for record in records():
         seen.update(flatten(record))
     writer = csv.DictWriter(out, fieldnames=csv_columns(seen), extrasaction="ignore", lineterminator="\n")

@@ -45,14 +45,6 @@ def record_of(fields: dict) -> dict:
     return fields
 
 
-def _behind(newest: list, last_id) -> bool:
-    """Whether the stream's newest entry is older than the last one counted (or there is none)."""
-    if not newest:
-        return True
-    as_pair = lambda entry: tuple(int(x) for x in str(entry.decode() if isinstance(entry, bytes) else entry).split("-"))  # noqa: E731
-    return as_pair(newest[0][0]) < as_pair(last_id)
-
-
 class DayTally:
     """Answered calls of the day and how many within their target, from the records stream."""
 
@@ -63,7 +55,8 @@ class DayTally:
         self.wait_s = 0.0
 
     def refresh(self, redis, keys, rules, day: str) -> dict:
-        if day == self.day and self.answered and _behind(redis.xrevrange(keys.records(), count=1), self.last_id):
+        if day == self.day and self.answered and not redis.xrange(keys.records(), min=self.last_id,
+                                                                  max=self.last_id, count=1):
             self.day = ""  # the stream lost what was counted (Redis restarted without its data): count anew
         if day != self.day:
             self.day, self.last_id = day, f"{midnight_ms(day)}-0"

@@ -112,17 +112,19 @@ _SPOKEN_DIGIT = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|double
 # Before the name: letters spelled one by one, or a name and digits said as words
 # ("j o h n", "john one nine nine zero").
 _LOCAL_PREFIX = (rf"(?:(?!(?:at|is|are|was|me|my|to|e-?mail)\s)[A-Za-z][A-Za-z0-9]*\s+(?={_SPOKEN_DIGIT}\s))?"
-                 rf"(?:(?:{_SPOKEN_DIGIT}|[A-Za-z0-9])\s+)*")
-_LOCAL = rf"{_NOT_AFTER_WORD}{_LOCAL_PREFIX}(?:{_W}(?:{_DOT}|{_UNDERSCORE}|\.))*{_W}"
+                 rf"(?:(?:{_SPOKEN_DIGIT}|[A-Za-z0-9])\s+){{0,40}}")
+# Bounded repeats (an address is at most 40 spelt characters and 8 parts), so a long text
+# without an address costs linear time, not quadratic: every start tries a bounded stretch.
+_LOCAL = rf"{_NOT_AFTER_WORD}{_LOCAL_PREFIX}(?:{_W}(?:{_DOT}|{_UNDERSCORE}|\.)){{0,8}}{_W}"
 _SPOKEN_EMAIL = re.compile(
-    rf"{_LOCAL}{_AT}{_W}(?:{_DOT}{_W})*?{_DOT}{_TLD}(?![A-Za-z0-9])"
+    rf"{_LOCAL}{_AT}{_W}(?:{_DOT}{_W}){{0,6}}?{_DOT}{_TLD}(?![A-Za-z0-9])"
     rf"|{_NOT_AFTER_WORD}{_W}{_AT}{_W}\s*(?:닷컴|닷넷)",
     re.IGNORECASE,
 )
 # A spoken "at" before a written domain ("kim at naver.com"): an address when the domain is
 # a mail service's or the caller talks of email ("ordered at amazon.com" is a shop).
 _SPOKEN_AT_DOMAIN = re.compile(
-    rf"{_LOCAL}{_AT}(?P<domain>[A-Za-z0-9\-]+)(?:\.[A-Za-z0-9\-]+)*\.{_TLD}(?![A-Za-z0-9])", re.IGNORECASE)
+    rf"{_LOCAL}{_AT}(?P<domain>[A-Za-z0-9\-]+)(?:\.[A-Za-z0-9\-]+){{0,6}}\.{_TLD}(?![A-Za-z0-9])", re.IGNORECASE)
 _MAIL_SERVICES = {"gmail", "googlemail", "naver", "daum", "hanmail", "kakao", "nate", "qq", "163", "126", "yeah",
                   "sina", "sohu", "foxmail", "aliyun", "yahoo", "hotmail", "outlook", "live", "msn", "icloud",
                   "me", "aol", "proton", "protonmail", "gmx", "mail", "yandex"}

@@ -75,7 +75,7 @@ class RulesSource:
                 fresh = rules_mod.parse(shared.get("rules_yaml", ""), shared.get("agents_yaml", ""),
                                         f"{self.rules_path} (shared)", f"{self.agents_path} (shared)")
             except RulesError as exc:  # a worker with other code refused what another accepted
-                log.error("shared routing rules refused here", extra={"reason": str(exc)})
+                log.error("shared routing rules refused here", extra={"reason": _masked(str(exc))})
                 return
             self._adopt(fresh)
 
@@ -91,7 +91,7 @@ class RulesSource:
         except RulesError as exc:
             if shared and shared.get("version"):
                 self._refuse(str(exc))
-                log.error("local routing files refused; using the shared good version", extra={"reason": str(exc)})
+                log.error("local routing files refused; using the shared good version", extra={"reason": _masked(str(exc))})
                 rules = rules_mod.parse(shared["rules_yaml"], shared["agents_yaml"],
                                         f"{self.rules_path} (shared)", f"{self.agents_path} (shared)")
                 self._adopt(rules, initial=True)
@@ -129,7 +129,7 @@ class RulesSource:
 
     def _refuse(self, error: str) -> None:
         self.refused = error
-        log.error("routing rules edit refused; keeping the last good version", extra={"reason": error})
+        log.error("routing rules edit refused; keeping the last good version", extra={"reason": _masked(error)})
         try:
             self.redis.hset(self.keys.rules_state(), mapping={"refused": error, "refused_at": self.clock()})
         except Exception:
@@ -148,3 +148,11 @@ class RulesSource:
             return self._shared()
         except Exception:
             return {}
+
+
+def _masked(error: str) -> str:
+    """A refused edit's reason for the log: the parser quotes the bad value, which may be a
+    VIP caller's number written in the wrong form."""
+    from ivr.ops.masking import mask
+
+    return mask(error)

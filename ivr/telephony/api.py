@@ -66,9 +66,15 @@ def correct_category(sid: str):
         record_correction(ctx.redis, ctx.keys, sid, language, text, predicted, category)
     except ValueError as exc:  # e.g. the caller said nothing the recognizer understood
         return jsonify(error=f"call {sid}: {exc}; nothing to learn from", sid=sid), 422
-    if session is not None:  # the record written when the call ends has it (no key made if it just went)
-        ctx.sessions.update(sid, corrected_category=category)
-    if session is None or session.state == "ended":  # the record is written: it is amended
+    # On the session while there is one (the record written at the hang-up has it; no key is
+    # made for a call that just went), and on the record once it is written: rebuilt from the
+    # session while it lingers (the late words of a stream are on it too), else amended as stored.
+    updated = ctx.sessions.update(sid, corrected_category=category) if session is not None else None
+    if updated is not None and updated.state == "ended":
+        from ivr.telephony import record as call_record
+
+        call_record.amend(ctx, sid)  # waits for the hang-up's record if it is being written
+    elif updated is None:
         record = record or find_record(ctx.redis, ctx.keys, sid, scan=False)
         if record is not None:
             amended = {k: v for k, v in record.items() if k not in ("record_id", "amended_at")}

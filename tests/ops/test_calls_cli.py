@@ -135,9 +135,12 @@ def test_a_date_is_read_as_a_date_and_a_date_alone_until_means_its_whole_day():
     assert parse_when("2026-11-01", option="--until") == start + DAY - 0.001
     assert parse_when("20261101", option="--until") == start + DAY - 0.001
     assert parse_when("2026-11-01T08:00", option="--until") == datetime(2026, 11, 1, 8).timestamp()
+    utc_day = datetime.fromisoformat("2026-11-01T00:00:00+00:00").timestamp()
+    assert parse_when("2026-11-01Z", option="--until") == utc_day + DAY - 0.001
+    assert parse_when("0") == 0.0  # from the beginning
 
 
-@pytest.mark.parametrize("text", ["-5", "nan", "inf", "1e20", "12", "yesterday"])
+@pytest.mark.parametrize("text", ["-5", "nan", "inf", "1e20", "yesterday"])
 def test_a_time_no_record_could_have_is_a_clear_error(text):
     with pytest.raises(SystemExit, match=r"ivr: --since: .*" + re.escape(repr(text))):
         parse_when(text, now=1_800_000_000.0)

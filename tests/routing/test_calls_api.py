@@ -107,6 +107,34 @@ def test_the_call_record_keeps_the_agents_correction(hotline, redis):
     assert not redis.exists(hotline.keys.call(SID))  # no session made again by the correction
 
 
+def test_a_correction_made_as_the_hang_up_writes_the_record_reaches_it(hotline, redis):
+    """The call is ended but its record not yet written (the status callback is half way):
+    the correction waits for that record and amends it, rather than be left off it."""
+    import threading
+    import time
+
+    from ivr.ops.records import find_record
+    from ivr.telephony import record
+    from ivr.telephony.context import context
+
+    ring(hotline, said="비밀번호를 바꾸고 싶어요", category="payment")
+    ended = hotline.sessions.update(SID, "ended", outcome="hung_up_while_listening")  # call_over's first step
+    app = hotline.application
+
+    def rest_of_call_over():  # its record, from the session as it read it, a moment later
+        time.sleep(0.3)
+        with app.test_request_context():
+            record.write(context(), ended, 30.0)
+        redis.hset(hotline.keys.call(SID), "recorded", "1")
+
+    writer = threading.Thread(target=rest_of_call_over)
+    writer.start()
+    response = hotline.post(f"/api/calls/{SID}/category", json={"category": "account_security"}, headers=AUTH)
+    writer.join(5)
+    assert response.status_code == 200
+    assert find_record(redis, hotline.keys, SID)["corrected_category"] == "account_security"
+
+
 def test_unknown_category_is_refused_with_the_known_ones_and_stores_nothing(hotline):
     ring(hotline)
     response = hotline.post(f"/api/calls/{SID}/category", json={"category": "acount_security"}, headers=AUTH)

@@ -197,6 +197,15 @@ def test_a_key_written_twice_is_refused_with_both_lines(tmp_path, mk):
     assert rules_mod.load(tmp_path / "rules.yaml", tmp_path / "agents.yaml")
 
 
+def test_yaml_aliases_are_walked_once_by_the_duplicate_check():
+    from ivr.yamlfile import parse_text
+
+    # 2**25 paths through 26 nodes (a walk along every path took minutes); each node is looked at once
+    nested = "a0: &a0 {k: 1}\n" + "".join(f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}]\n" for i in range(1, 26))
+    assert parse_text(nested, "bomb.yaml").data["a1"] == [{"k": 1}, {"k": 1}]
+    assert parse_text("a: &x [*x]\n", "loop.yaml").data["a"]  # a list holding itself: no RecursionError
+
+
 def test_broken_yaml_names_the_line(tmp_path, mk):
     (tmp_path / "rules.yaml").write_text("timezone: UTC\nqueues: [\n")
     mk.write(tmp_path / "agents.yaml", mk.BASE_AGENTS)
