@@ -257,7 +257,12 @@ local function finish(key, id, sid, talk, day, talked)
   redis.call('HINCRBYFLOAT', key, 'talk:' .. day, talk)
   redis.call('LPUSH', KEYS[6], (info.queue or '?') .. '|' .. (talk + wrap))
   redis.call('LTRIM', KEYS[6], '0', '499')
-  if wrap > 0 then
+  local leaving = redis.call('HGET', key, 'leaving') or ''
+  if leaving ~= '' then
+    -- they had set themselves offline while the call rang and took it anyway: offline again
+    redis.call('HSET', key, 'leaving', '')
+    set_agent(key, id, 'offline', '', leaving, {'until', '0', 'ended_at', stamp, 'misses', '0'})
+  elseif wrap > 0 then
     set_agent(key, id, 'wrap_up', '', '', {'until', now + wrap, 'ended_at', stamp, 'misses', '0'})
   else
     set_agent(key, id, 'available', '', '', {'until', '0', 'ended_at', stamp, 'avail_at', stamp, 'misses', '0'})

@@ -240,7 +240,9 @@ if not (st[1] == 'reserved' and st[2] == sid) then
   redis.call('ZREM', KEYS[2], sid)
   redis.call('HSET', KEYS[3], sid, id)
 end
-set_agent(KEYS[15], id, 'on_call', sid, '', {'answered_at', stamp, 'misses', '0', 'until', '0'})
+-- one who had set themselves offline goes back offline when the call ends (finish)
+local leaving = (st[1] == 'offline' and not (st[2] == sid)) and (redis.call('HGET', KEYS[15], 'reason') or 'logged out') or ''
+set_agent(KEYS[15], id, 'on_call', sid, '', {'answered_at', stamp, 'misses', '0', 'until', '0', 'leaving', leaving})
 return result
 """)
 
@@ -282,7 +284,8 @@ if status == 'available' then
     heard(KEYS[15], id)
     return {1, state, 'already available'}
   end
-  set_agent(KEYS[15], id, 'available', '', '', {'hb', stamp, 'misses', '0', 'avail_at', stamp, 'until', '0'})
+  set_agent(KEYS[15], id, 'available', '', '', {'hb', stamp, 'misses', '0', 'avail_at', stamp, 'until', '0',
+                                               'leaving', ''})
   return {1, 'available', ''}
 end
 if status == 'offline' then

@@ -505,6 +505,16 @@ def test_an_agent_who_went_offline_while_the_offer_rang_and_answered_anyway_has_
     assert index_problems(redis, router.keys, [a.id for a in router.rules.roster.agents]) == []
     # one on another call cannot be put on this one by a stray webhook
     assert router.answered("CA2", "cat") is False
+    # the call over, she is offline again, as she asked, and offered nothing
+    router.call_ended("CA1")
+    cat = mk.state(router, "cat")
+    assert (cat["state"], cat["reason"]) == ("offline", "break")
+    assert router.route(mk.call("CA3", "complaint")).kind == "queued"  # dan has CA2
+    router.set_status("cat", "available")
+    assert mk.state(router, "cat")["call"] == "CA3"
+    router.answered("CA3", "cat")
+    router.call_ended("CA3")
+    assert mk.state(router, "cat")["state"] in ("wrap_up", "available")  # back at work: no longer leaving
 
 
 def test_an_agent_who_answers_after_their_offer_lapsed_takes_the_call_from_an_unrung_offer(build, mk, clock, redis):
