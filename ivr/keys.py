@@ -49,6 +49,11 @@ class Keys:
         return f"{self.prefix}:feedback"
 
     # --- ops ---------------------------------------------------------------------
+    def ops_login(self, login_id: str) -> str:
+        """String with TTL (a login's lifetime): one signed-in ops page session; signing out
+        deletes it, so a copy of the cookie is good no longer."""
+        return f"{self.prefix}:ops:login:{login_id}"
+
     def ops_channel(self) -> str:
         """Pub/sub channel: live updates for the ops page."""
         return f"{self.prefix}:ops:updates"

@@ -1,16 +1,21 @@
 """Who may see the ops page: ``IVR_API_TOKEN`` given once at a login form, or as a bearer.
 
 A good login sets a signed Flask session cookie (``SECRET_KEY`` is derived from the token
-in :mod:`ivr.app`, so rotating the token signs every old cookie out), HttpOnly and
-SameSite=Strict, Secure when the request came over HTTPS. The token is compared through
-digests of equal length with :func:`hmac.compare_digest`, so neither its content nor its
-length shows in the response time. Every route of the page asks :func:`allowed` first.
+in :mod:`ivr.app` through scrypt, so rotating the token signs every old cookie out and a
+captured cookie is no quick way to guess the token), HttpOnly and SameSite=Strict, Secure
+when the request came over HTTPS. The cookie names a login kept in Redis for the shift
+(``keys.ops_login``): signing out deletes it, so a copy of the cookie is refused too. The
+token is compared through digests of equal length with :func:`hmac.compare_digest`, so
+neither its content nor its length shows in the response time. Every route of the page
+asks :func:`allowed` first.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import secrets
 import time
 from datetime import timedelta
 
@@ -20,6 +25,17 @@ from flask.sessions import SecureCookieSessionInterface
 CLOCK_SKEW_S = 300  # workers on several machines: how far apart their clocks may be
 SESSION_HOURS = 12  # a login lasts a working shift; then the form asks again
 _KEY = "ops_login_at"
+_ID = "ops_login"
+
+log = logging.getLogger(__name__)
+
+
+class LoginUnavailable(RuntimeError):
+    """The token is right, but the login cannot be recorded (Redis unreachable)."""
+
+
+def _services():
+    return current_app.extensions["hotline"]
 
 
 def expected_token() -> str:
@@ -53,21 +69,47 @@ def allowed() -> bool:
     bearer = _bearer()
     if bearer is not None:
         return same_token(bearer, expected)
-    at = session.get(_KEY)
+    at, login_id = session.get(_KEY), session.get(_ID)
     # a login minted by a worker whose clock runs a little ahead is still good here
-    return isinstance(at, (int, float)) and -CLOCK_SKEW_S <= time.time() - at < SESSION_HOURS * 3600
+    if not (isinstance(at, (int, float)) and -CLOCK_SKEW_S <= time.time() - at < SESSION_HOURS * 3600):
+        return False
+    if not isinstance(login_id, str) or not login_id:
+        return False  # a cookie from before logins were kept, or forged without one
+    services = _services()
+    try:
+        return bool(services.redis.exists(services.keys.ops_login(login_id)))
+    except Exception:  # Redis unreachable: the page has nothing to show anyway; say why there
+        log.warning("ops login not checked: Redis unreachable")
+        return False
 
 
 def log_in(presented: str | None) -> bool:
+    """Whether the token is right; raises :class:`LoginUnavailable` when it is but the login
+    cannot be kept (Redis unreachable)."""
     if not same_token(presented, expected_token()):
         return False
+    login_id = secrets.token_urlsafe(18)
+    services = _services()
+    try:
+        services.redis.set(services.keys.ops_login(login_id), str(time.time()), ex=SESSION_HOURS * 3600)
+    except Exception as exc:
+        raise LoginUnavailable(str(exc)) from None
     session.clear()
     session.permanent = True
     session[_KEY] = time.time()
+    session[_ID] = login_id
     return True
 
 
 def log_out() -> None:
+    """Sign this login out everywhere: the cookie and every copy of it."""
+    login_id = session.get(_ID)
+    if isinstance(login_id, str) and login_id:
+        services = _services()
+        try:
+            services.redis.delete(services.keys.ops_login(login_id))
+        except Exception:
+            log.warning("ops sign-out: Redis unreachable; the login lapses with its shift")
     session.clear()
 
 

@@ -100,7 +100,13 @@ def login():
         return _closed()
     if request.method == "GET":
         return redirect(url_for("ops.page")) if access.allowed() else _login_page("", 200)
-    if access.log_in(request.form.get("token", "")):
+    try:
+        signed_in = access.log_in(request.form.get("token", ""))
+    except access.LoginUnavailable:
+        log.error("ops page sign-in failed: Redis unreachable", extra={"remote": request.remote_addr})
+        return _login_page("The token is right, but the hotline's Redis cannot be reached to keep "
+                           "the login. Try again in a moment (`ivr doctor` says what is wrong).", 503)
+    if signed_in:
         log.info("ops page sign-in", extra={"remote": request.remote_addr})
         return redirect(url_for("ops.page"), 303)
     log.warning("ops page sign-in refused: wrong token", extra={"remote": request.remote_addr})

@@ -168,9 +168,36 @@ def test_a_login_from_a_worker_whose_clock_is_a_little_ahead_is_good(ops, minted
     from flask.sessions import SecureCookieSessionInterface
 
     serializer = SecureCookieSessionInterface().get_signing_serializer(ops.app)
-    cookie = serializer.dumps({"ops_login_at": time.time() + minted})  # signed by the hotline's own key
+    ops.redis.set(ops.keys.ops_login("L1"), "1", ex=60)
+    cookie = serializer.dumps({"ops_login_at": time.time() + minted, "ops_login": "L1"})  # the hotline's own key
     r = requests.get(ops.base + "/ops/snapshot.json", cookies={"ivr_ops": cookie}, timeout=10)
     assert r.status_code == (200 if allowed else 401)
+
+
+def test_signing_out_refuses_every_copy_of_the_cookie(ops):
+    from flask.sessions import SecureCookieSessionInterface
+
+    s = logged_in(ops)
+    copy = dict(s.cookies)  # a copy kept elsewhere (another tab, a shared machine, a thief)
+    assert requests.get(ops.base + "/ops/snapshot.json", cookies=copy, timeout=10).status_code == 200
+    assert s.post(ops.base + "/ops/logout", allow_redirects=False, timeout=10).status_code == 303
+    assert requests.get(ops.base + "/ops/snapshot.json", cookies=copy, timeout=10).status_code == 401
+    # a well-signed cookie that names no kept login is refused too
+    serializer = SecureCookieSessionInterface().get_signing_serializer(ops.app)
+    bare = serializer.dumps({"ops_login_at": time.time()})
+    assert requests.get(ops.base + "/ops/snapshot.json", cookies={"ivr_ops": bare}, timeout=10).status_code == 401
+
+
+def test_signing_in_while_redis_is_unreachable_says_so(ops, tmp_path):
+    from ivr.store import Store, connect
+
+    real = ops.services.store
+    ops.services.store = Store(connect(f"unix://{tmp_path}/no-such-redis.sock"), ops.config.redis.key_prefix)
+    try:
+        r = requests.post(ops.base + "/ops/login", data={"token": API_TOKEN}, allow_redirects=False, timeout=10)
+        assert r.status_code == 503 and "Redis cannot be reached" in r.text and "ivr_ops" not in r.cookies
+    finally:
+        ops.services.store = real
 
 
 def test_without_a_configured_token_the_page_is_closed(config_file, redis_server, clean_env):
