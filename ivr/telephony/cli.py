@@ -60,7 +60,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 2
     to = args.to or recorded_to or next(iter(cfg.hotline(cfg.default_hotline).numbers), "+18005550100")
     url = args.url or f"http://{cfg.server.host}:{cfg.server.port}"
-    standin = TwilioStandIn(cfg.server.public_url, token or "unsigned", connect_to=url, speed=args.speed)
+    # each verb as it plays, on stderr (the trace or JSON follows on stdout), so a caller left
+    # waiting in a queue shows where they are rather than a silent terminal
+    progress = None if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
+    standin = TwilioStandIn(cfg.server.public_url, token or "unsigned", connect_to=url, speed=args.speed,
+                            progress=progress)
     trace = standin.place_call(audio, from_=args.from_, to=to, agent_behaviour=behaviours,
                                hangup_while=args.hangup_while, hangup_after_s=args.hangup_after)
     if args.json:

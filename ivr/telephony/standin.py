@@ -107,7 +107,9 @@ class TwilioStandIn:
                  status_path: str = "/twilio/status", speed: float = 1.0,
                  sleep: Callable[[float], None] = time.sleep, http_timeout_s: float = 15.0,
                  max_silence_s: float = 30.0, close_wait_s: float = 20.0, max_queue_s: float = 900.0,
-                 max_documents: int = 60, session: requests.Session | None = None):
+                 max_documents: int = 60, session: requests.Session | None = None,
+                 progress: Callable[[str], None] | None = None):
+        self.progress = progress  # told each verb as it plays ("12.3s caller <Enqueue> billing")
         self.base_url = base_url.rstrip("/")
         self.auth_token = auth_token
         self.account_sid = account_sid or "AC" + "0" * 32
@@ -287,6 +289,9 @@ class _Call:
     def record_verb(self, verb, document: str, leg: str = "caller") -> None:
         self.trace.verbs.append(VerbRecord(leg=leg, name=verb.name, attrs=dict(verb.attrs), text=verb.text,
                                            document=document, call_s=round(self.call_s, 3)))
+        if self.s.progress is not None:
+            said = " ".join((verb.text or "").split())
+            self.s.progress(f"{self.call_s:7.1f}s {leg:<6} <{verb.name}> {said[:80]}".rstrip())
 
     # --- the call --------------------------------------------------------------
     def run(self) -> CallTrace:

@@ -510,3 +510,13 @@ def test_replay_command_prints_the_trace_of_a_call_against_a_server(tmp_path, co
     assert fake.hits("/twilio/voice")[0]["form"]["To"] == "+8215880000"  # the default hotline's number
     assert [d["status"] for d in out["dials"]] == ["busy", "completed"]
     assert out["connected_to"] == "+15550001111"
+    # without --json each verb shows as it plays (stderr), then the trace (stdout)
+    base, stop = serve_in_thread(FakeHotline("dial", close_after_media=15).app)
+    try:
+        assert main(["--config", str(config_file), "replay", str(wav), "--url", base, "--speed", "0"]) == 0
+    finally:
+        stop()
+    shown = capsys.readouterr()
+    live = shown.err.splitlines()
+    assert any("<Dial>" in line for line in live) and all(line.split()[0].endswith("s") for line in live if line.strip())
+    assert "dial client:alice" in shown.out and "<Dial>" not in shown.out
