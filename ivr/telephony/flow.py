@@ -29,6 +29,9 @@ def listen_twiml(ctx: CallContext, session: Session, hotline: Hotline, prompt: s
         turn = changes["reprompts"] = session.reprompts + 1
         if session.transcript:
             changes["transcripts"] = session.transcripts + [session.transcript]
+        # this turn's words are its own: a turn whose stream never came has heard nothing,
+        # not the first turn's unsure words again (they would route the call as if confirmed)
+        changes["transcript"] = ""
     ctx.sessions.update(session.sid, "listening", **changes)
     return twiml.listen(
         hotline, prompt,

@@ -212,8 +212,7 @@ class StreamTurn:
                 self.finish("stream_end")
             except Exception:
                 log.exception("could not store the utterance of a dropped stream", extra={"call_sid": self.sid})
-            return
-        if self.listener.final_pending:
+        if self.listener.final_pending:  # decided early: the final pass also gives the recognizer back
             self._complete()
 
     def _complete(self) -> None:

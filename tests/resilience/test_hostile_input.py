@@ -454,3 +454,56 @@ def test_every_api_and_ops_route_refuses_without_the_token(redis_server, redis, 
                 checked.append((method, path))
     assert h.agents()["bench01"]["state"] == "offline"  # nothing changed through any of them
     assert ("POST", "/api/agents/bench01/status") in checked and ("GET", "/ops/snapshot.json") in checked
+
+
+def test_a_settled_turn_whose_store_fails_still_gives_its_recognizer_back(redis_server, redis, hotlines, engine,
+                                                                          tmp_path):
+    """The words settle the call early (the final pass is left for after the socket), then
+    storing the turn fails (here its WAV cannot be written: the recordings folder is a file,
+    as a full or read-only disk would fail it). The final pass still runs, so the recognizer
+    goes back to its pool instead of being held, and counted as finishing, for good."""
+    from ivr.telephony.wavstream import frames, read_wav
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the recordings folder should be")
+
+    def record_into_a_file(data):
+        data.setdefault("calls", {}).update(record_audio=True, recordings_dir=str(blocked))
+
+    h = hotlines(redis_server.url, agents=1, edit=record_into_a_file)
+    before = _in_use(engine)
+    finishing = sum(p.finishing for p in engine.pools.values())
+    sid = "CA" + "5" * 32
+    ws, params = _open_stream(h, sid)
+    for k, chunk in enumerate(frames(read_wav(SPEECH / "ko_kw_fee.wav"))):  # "요금 요금": settles at once
+        ws.send(_media(k + 2, k + 1, chunk))
+    ws.send(json.dumps({"event": "stop", "sequenceNumber": "9999", "streamSid": "MZ1", "stop": {"callSid": sid}}))
+    try:
+        ws.recv()
+    except Exception:
+        pass
+    ws.close()
+    wait_for(lambda: _in_use(engine) == before, 30, what="the recognizer to go back to its pool")
+    assert sum(p.finishing for p in engine.pools.values()) == finishing
+
+
+def test_a_reprompt_whose_stream_never_came_is_not_routed_on_the_first_turns_words(redis_server, redis, hotlines):
+    """Asked again because the first words were unsure, the caller's second stream never
+    opens: nothing was heard on that turn, so the call goes to a person, not to the queue of
+    the first turn's guess as if the caller had confirmed it."""
+    from ivr.telephony.sessions import SessionStore
+
+    h = hotlines(redis_server.url, agents=1)
+    on_shift(h.url, "bench01")
+    sid = "CA" + "4" * 32
+    ws, params = _open_stream(h, sid)
+    ws.close()
+    # the first turn's stream stored words the model is unsure of (as media.py stores them)
+    SessionStore(redis, h.keys, 600).update(sid, "understanding", speech_outcome="speech",
+                                            transcript="비밀번호 결제", speech={"turn": 0})
+    asked_again = _signed_post(h, f"{PUBLIC_URL}/twilio/listened?turn=0", dict(params, CallStatus="in-progress"))
+    assert asked_again.find("Connect") is not None  # re-prompted: the premise of this test
+    answer = _signed_post(h, f"{PUBLIC_URL}/twilio/listened?turn=1", dict(params, CallStatus="in-progress"))
+    session = h.session(sid)
+    assert session["transcript"] == "" and json.loads(session["transcripts"]) == ["비밀번호 결제"]
+    assert answer.find("Dial/Client").text == "bench01" and session.get("queue") != "billing"
