@@ -16,6 +16,8 @@ files until stop 20, took 3.8 s: its unpickler runs in Python).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import glob
 import logging
 import os
@@ -174,6 +176,32 @@ def save(classifier: Classifier, path: str | Path) -> None:
 # A write's temporary file left by a trainer that was killed mid-write (after this long,
 # no write is still under way: one takes about a second) is removed by the next write.
 STALE_TMP_S = 600
+
+
+# Set by a process that holds the training lock for the child it starts (the server's
+# background retrain runs `ivr intents train` under its own lock: the child must not wait on it).
+LOCK_HELD_ENV = "IVR_TRAINING_LOCK_HELD"
+
+
+@contextlib.contextmanager
+def training_lock(model_path: str | Path, on_wait=None):
+    """One training of this model file at a time on the machine (``<model>.lock``, flock):
+    ``ivr intents train`` and the server's background retrains take turns, so neither
+    overwrites the other's file (agents' corrections folded in by one, say). ``on_wait`` is
+    called once if another holds it."""
+    lock_path = Path(str(model_path) + ".lock")
+    if os.environ.get(LOCK_HELD_ENV) == str(lock_path):
+        yield
+        return
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def write_artifact(path: str | Path, artifact: dict) -> None:

@@ -70,6 +70,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ivr.intents import classifier as clf
 
     config = _config(args)
+    model_path = config.path(config.classifier.model_path)
+    # one training of the model file at a time: a server's background retrain and this one
+    # take turns instead of overwriting each other's file (corrections folded in, say)
+    with clf.training_lock(model_path, on_wait=lambda: print("waiting for another training of "
+                                                              f"{model_path} to finish", flush=True)):
+        return _train(args, config, clf)
+
+
+def _train(args, config, clf) -> int:
     if args.if_stale and not args.with_feedback:
         reason = clf.staleness(config)
         if reason is None:

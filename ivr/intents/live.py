@@ -21,9 +21,9 @@ accept connections, so Twilio's webhooks would hang for the 15-30 s a training t
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -37,6 +37,9 @@ from ivr.intents import classifier as clf
 from ivr.intents import data as data_mod
 
 log = logging.getLogger(__name__)
+
+DATA_ERROR_EXIT = 2  # `ivr intents train`'s exit code for data it cannot train on (ClassifierError)
+RETRY_AFTER_S = 60.0  # a retrain that did not finish (killed, out of time) is tried again after this
 
 # Keys of ``Services.problems``: the first makes /readyz answer 503, the second does not.
 NO_MODEL = "classifier"
@@ -66,6 +69,7 @@ class LiveClassifier:
         self._model_stamp: tuple | None = None
         self._data_stamp: tuple | None = None
         self._failed_digest: str | None = None   # the data a retrain just failed on
+        self._retry_at: float | None = None       # a retrain that did not finish is tried again then
         self._training: threading.Thread | None = None
         self._lock = threading.Lock()            # one check at a time (watcher, end of a retrain)
         self._stop = threading.Event()
@@ -109,14 +113,17 @@ class LiveClassifier:
             if model_changed:
                 self._load_model()
             stamp = data_stamp(self.data_dir)
-            if not model_changed and stamp == self._data_stamp:
+            retry = self._retry_at is not None and time.monotonic() >= self._retry_at
+            if not model_changed and stamp == self._data_stamp and not retry:
                 return
             self._data_stamp = stamp
             digest = data_mod.data_hash(self.data_dir)
             if self.current is not None and digest == self.current.data_hash:
                 self._clear_failure()  # the data is back to what the model in use learned
-            elif digest != self._failed_digest:
-                self._retrain(f"the data in {self.data_dir.name}/ changed" if self.current else "no usable model")
+            elif digest != self._failed_digest or retry:
+                self._retry_at = None
+                self._retrain("the last retrain did not finish" if retry else
+                              f"the data in {self.data_dir.name}/ changed" if self.current else "no usable model")
 
     def _load_model(self) -> None:
         """Adopt the model file if it is usable (else keep the one in use, if any)."""
@@ -154,15 +161,11 @@ class LiveClassifier:
         self._training.start()
 
     def _train(self, reason: str, with_feedback: bool) -> None:
-        lock_path = self.model_path.with_name(self.model_path.name + ".lock")
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(lock_path, "a") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                log.info("another process is retraining the intent model; waiting for it",
-                         extra={"model_path": str(self.model_path)})
-                fcntl.flock(lock, fcntl.LOCK_EX)
+        def waiting():
+            log.info("another process is retraining the intent model; waiting for it",
+                     extra={"model_path": str(self.model_path)})
+
+        with clf.training_lock(self.model_path, on_wait=waiting):
             # Another process may have retrained (or failed to) on this data meanwhile.
             with self._lock:  # not while this process's watcher is half-way through loading a file
                 digest, saved = data_mod.data_hash(self.data_dir), self._saved_digest()
@@ -170,7 +173,10 @@ class LiveClassifier:
                 self._settle(reason, digest, None)
             else:
                 failed = self._recorded_failure(digest)
-                self._settle(reason, digest, failed if failed else self._run_trainer(reason, with_feedback))
+                if failed:
+                    self._settle(reason, digest, failed)
+                else:
+                    self._settle(reason, digest, *self._run_trainer(reason, with_feedback))
         self.check()  # adopt the new file now, not at the next look
 
     def _saved_digest(self) -> str | None:
@@ -195,8 +201,10 @@ class LiveClassifier:
             return None
         return record.get("failure") if isinstance(record, dict) and record.get("digest") == digest else None
 
-    def _run_trainer(self, reason: str, with_feedback: bool) -> str | None:
-        """Run ``ivr intents train``; None when it saved a model, else what went wrong."""
+    def _run_trainer(self, reason: str, with_feedback: bool) -> tuple[str | None, bool]:
+        """Run ``ivr intents train``: (None when it saved a model, else what went wrong; whether
+        that was the data, which the trainer says by its exit code, rather than the run: killed
+        by a signal (the OOM killer, a deploy), out of time, or not started)."""
         cmd = [sys.executable, "-m", "ivr", "--config", self.config_path, "intents", "train"]
         if shutil.which("nice"):  # live calls' speech decoding comes first on a shared machine
             cmd = ["nice", "-n", str(RETRAIN_NICENESS), *cmd]
@@ -205,23 +213,35 @@ class LiveClassifier:
         log.warning("retraining the intent model in the background",
                     extra={"reason": reason, "model_path": str(self.model_path), "with_feedback": with_feedback})
         started = time.monotonic()
+        data_error = False
         try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+            env = dict(os.environ, **{clf.LOCK_HELD_ENV: str(self.model_path) + ".lock"})  # held here, for it
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env)
             failure = None if done.returncode == 0 else \
                 f"exit {done.returncode}: " + " | ".join((done.stderr or done.stdout).strip().splitlines()[-6:])
+            data_error = done.returncode == DATA_ERROR_EXIT
         except (OSError, subprocess.TimeoutExpired) as exc:
             failure = f"{type(exc).__name__}: {exc}"
         seconds = round(time.monotonic() - started, 1)
         if failure is None:
             log.info("intent model retrained", extra={"seconds": seconds, "model_path": str(self.model_path)})
         else:
-            log.error("intent model retraining failed", extra={"reason": failure, "seconds": seconds})
-        return failure
+            log.error("intent model retraining failed", extra={"reason": failure, "seconds": seconds,
+                                                                "data_error": data_error})
+        return failure, data_error
 
-    def _settle(self, reason: str, digest: str, failure: str | None) -> None:
-        """Record a retrain's outcome for this process and, in the failure file, for the others."""
+    def _settle(self, reason: str, digest: str, failure: str | None, data_error: bool = True) -> None:
+        """Record a retrain's outcome for this process and, in the failure file, for the others.
+        A run that did not finish (not the data's fault) is tried again in ``RETRY_AFTER_S``
+        and recorded nowhere else: the next worker or restart trains afresh."""
         if failure is None:
             return self._clear_failure()
+        if not data_error:
+            self._retry_at = time.monotonic() + RETRY_AFTER_S
+            self.problems[TRAINING] = (f"retraining did not finish ({reason}): {failure}; "
+                                       + ("serving the previous model" if self.current else "no model")
+                                       + f"; trying again in {RETRY_AFTER_S:.0f} s")
+            return
         self._failed_digest = digest
         self.problems[TRAINING] = (f"retraining failed ({reason}): {failure}; "
                                    + ("serving the previous model" if self.current else "no model")
@@ -233,5 +253,6 @@ class LiveClassifier:
 
     def _clear_failure(self) -> None:
         self._failed_digest = None
+        self._retry_at = None
         self.problems.pop(TRAINING, None)
         self._failure_path.unlink(missing_ok=True)

@@ -127,3 +127,25 @@ def test_eval_seed_reaches_the_fold_assignment(small_config, capsys, tmp_path, m
     assert seen == [3, 0]
     reports = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
     assert len(reports) == 2 and all(0.0 <= r[0]["macro_f1"] <= 1.0 for r in reports)
+
+
+def test_train_waits_for_a_training_under_way_instead_of_overwriting_it(small_config):
+    """A server's background retrain holds the model's lock: `ivr intents train` (agents'
+    corrections folded in, say) waits for it, then trains, instead of both writing the file."""
+    import fcntl
+    import subprocess
+    import sys
+    import time
+
+    model = small_config.path(small_config.classifier.model_path)
+    model.parent.mkdir(parents=True, exist_ok=True)
+    with open(str(model) + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other training, under way
+        trainer = subprocess.Popen([sys.executable, "-m", "ivr", "--config", str(small_config.path("config.yaml")),
+                                    "intents", "train"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        first = trainer.stdout.readline()
+        time.sleep(1.0)
+        still_waiting = trainer.poll() is None and not model.exists()
+    out, _ = trainer.communicate(timeout=120)
+    assert "waiting for another training" in first and still_waiting
+    assert trainer.returncode == 0 and "trained in" in out and model.exists()

@@ -167,3 +167,46 @@ def test_two_workers_finding_the_model_stale_train_it_once(small_config, live, c
     b.wait(120)
     assert _retrains(caplog) == 1
     assert a.current.data_hash == b.current.data_hash == digest
+
+
+def _trainer_child(timeout_s: float = 30.0) -> int:
+    """The pid of the `ivr intents train` child this process started (from /proc)."""
+    import os
+    import time
+    from pathlib import Path
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                cmdline = (stat.parent / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(fields[1]) == os.getpid() and b"intents\0train" in cmdline:
+                return int(stat.parent.name)
+        time.sleep(0.1)
+    raise AssertionError("no trainer child started")
+
+
+def test_a_killed_retrain_is_tried_again_not_taken_for_broken_data(small_config, live, monkeypatch):
+    """The OOM killer or a deploy kills the trainer: that says nothing about the data, so it is
+    not recorded as this data's failure (a restart would never train it again), and this worker
+    tries again after RETRY_AFTER_S."""
+    import os
+    import signal
+
+    from ivr.intents import live as live_mod
+
+    lc = live().start(watch=False)  # no model yet: the retrain starts at once
+    os.kill(_trainer_child(), signal.SIGKILL)
+    lc.wait(120)
+    assert lc.current is None
+    assert "did not finish" in lc.problems_seen[TRAINING] and "trying again" in lc.problems_seen[TRAINING]
+    assert not lc._failure_path.exists()  # so a restart, or another worker, trains this data afresh
+    lc.check()
+    assert lc._training is None or not lc._training.is_alive()  # nothing changed: not before the retry is due
+    monkeypatch.setattr(live_mod.time, "monotonic", lambda: float("inf"))  # ...which it now is
+    lc.check()
+    lc.wait(120)
+    assert lc.current is not None and TRAINING not in lc.problems_seen
