@@ -89,8 +89,10 @@ class SessionStore:
 
     def set_partial(self, sid: str, text: str) -> None:
         """The live partial transcript (already masked), for the ops page."""
-        key = self.keys.call(sid)
-        self.redis.hset(key, "partial", text)
+        # only on a session that is still there: a hash made anew would hold nothing but the
+        # partial, with no TTL (a stream outliving its call's grace)
+        if not self.redis.eval(_SET_IF_THERE, 1, self.keys.call(sid), "partial", text):
+            return
         self.redis.publish(self.keys.ops_channel(), json.dumps({"type": "call", "sid": sid, "partial": text},
                                                                ensure_ascii=False))
 
@@ -102,3 +104,10 @@ class SessionStore:
             self.redis.publish(self.keys.ops_channel(), json.dumps(body, ensure_ascii=False))
         except redis_lib.RedisError:
             pass  # the live page heals from its periodic snapshot
+
+
+_SET_IF_THERE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""

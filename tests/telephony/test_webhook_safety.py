@@ -163,3 +163,16 @@ def test_a_dial_the_agent_picked_up_ends_the_call_politely_not_routed_again(cfg,
     root = ET.fromstring(signed_post(client, "/twilio/dialed", done).data)
     assert root.find("Hangup") is not None and root.find("Dial") is None  # not dialled anew
     assert redis.hget("ivr:call:{%s}" % CALL["CallSid"], "outcome") == "answered"
+
+
+def test_a_partial_transcript_for_a_call_that_is_gone_leaves_no_key_behind(redis):
+    from ivr.telephony.sessions import SessionStore
+
+    store = SessionStore(redis, Keys("ivr"), 600)
+    store.set_partial("CAgone", "결제가")  # a stream outliving its call's grace
+    assert not redis.exists(Keys("ivr").call("CAgone"))
+    store.create("CAhere", hotline="ko", language="ko", caller="+821012345678", to="+8215880000", token="t")
+    ttl = redis.ttl(Keys("ivr").call("CAhere"))
+    store.set_partial("CAhere", "결제가 두 번")
+    assert redis.hget(Keys("ivr").call("CAhere"), "partial") == "결제가 두 번"
+    assert 0 < redis.ttl(Keys("ivr").call("CAhere")) <= ttl
