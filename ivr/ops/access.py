@@ -83,6 +83,23 @@ def allowed() -> bool:
         return False
 
 
+def login_check():
+    """For a response that outlives its request (the live stream): a callable saying whether
+    this request's login still stands (signed out elsewhere: no); None for a bearer request."""
+    login_id = session.get(_ID)
+    if _bearer() is not None or not isinstance(login_id, str) or not login_id:
+        return None
+    services = _services()
+    redis, key = services.redis, services.keys.ops_login(login_id)
+
+    def still() -> bool:
+        try:
+            return bool(redis.exists(key))
+        except Exception:  # Redis unreachable: no news reaches the stream anyway; not a sign-out
+            return True
+    return still
+
+
 def log_in(presented: str | None) -> bool:
     """Whether the token is right; raises :class:`LoginUnavailable` when it is but the login
     cannot be kept (Redis unreachable)."""

@@ -24,6 +24,7 @@ bp = Blueprint("ops", __name__, url_prefix="/ops", template_folder="templates", 
 
 HEARTBEAT_S = 15.0      # a comment line keeps proxies from closing an idle stream
 MAX_STREAM_S = 1800.0   # then the browser reconnects (EventSource does it by itself)
+LOGIN_CHECK_S = 15.0    # how often an open stream looks whether its login was signed out
 PUBLIC = {"ops.login", "ops.static"}
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -156,7 +157,7 @@ def events():
     except Exception:
         h.leave(viewer)
         raise
-    return Response(Stream(h, viewer, first), mimetype="text/event-stream",
+    return Response(Stream(h, viewer, first, access.login_check()), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
@@ -164,13 +165,19 @@ class Stream:
     """The response body of one viewer's event stream; ``close()`` (called by the server
     when the client goes away, even before the first byte) always lets the viewer go."""
 
-    def __init__(self, hub: Hub, viewer: Viewer, first: str):
+    def __init__(self, hub: Hub, viewer: Viewer, first: str, still_signed_in=None):
         self.hub, self.viewer, self.first = hub, viewer, first
+        self.still_signed_in = still_signed_in  # None: a bearer's stream
 
     def __iter__(self):
         yield b"retry: 3000\n\n" + event("snapshot", self.first)
         deadline = time.monotonic() + MAX_STREAM_S
+        checked = time.monotonic()
         while time.monotonic() < deadline:
+            if self.still_signed_in is not None and time.monotonic() - checked >= LOGIN_CHECK_S:
+                checked = time.monotonic()
+                if not self.still_signed_in():
+                    return  # signed out (here or on another tab): the page reconnects to the login form
             try:
                 message = self.viewer.inbox.get(timeout=HEARTBEAT_S)
             except queue.Empty:

@@ -545,3 +545,23 @@ def test_the_days_answered_tally_starts_over_when_redis_lost_the_records(ops):
     assert tally.refresh(ops.redis, ops.keys, ops.router.rules, day) == {"answered": 1, "within_target": 1, "wait_s": 1.0}
     ops.redis.flushall()
     assert tally.refresh(ops.redis, ops.keys, ops.router.rules, day)["answered"] == 0
+
+
+def test_an_open_live_stream_ends_when_its_login_is_signed_out(ops, monkeypatch):
+    from ivr.ops import page
+
+    monkeypatch.setattr(page, "LOGIN_CHECK_S", 0.2, raising=False)
+    monkeypatch.setattr(page, "HEARTBEAT_S", 0.1)
+    s = logged_in(ops)
+    stream = open_stream(ops, s)
+    try:
+        stream.wait_for(lambda k, d: k == "snapshot")
+        copy = logged_in(ops)  # another tab of the same person stays signed in
+        other = open_stream(ops, copy)
+        assert s.post(ops.base + "/ops/logout", allow_redirects=False, timeout=10).status_code == 303
+        stream._thread.join(10)
+        assert not stream._thread.is_alive()  # the server ended it: EventSource reconnects to a 401
+        assert other._thread.is_alive()
+        other.close()
+    finally:
+        stream.close()
