@@ -143,3 +143,45 @@ def test_blocks_fitted_in_parallel_are_what_the_feature_union_fits():
     got = model.features_.transform([normalize(t) for t in texts]).tocsr()
     assert got.shape == expected.shape and (got != again).nnz == 0
     np.testing.assert_allclose(got.toarray(), expected.toarray(), atol=1e-12)
+
+
+def _uneven_slice(classes: int = 6):
+    """BANKING77 intents with 20, 35, 50 ... lines: a training mix no caller population has."""
+    texts, labels, _, _ = bench.read_banking77(bench.default_folder())
+    keep = sorted(set(labels))[:classes]
+    out_texts, out_labels = [], []
+    for i, name in enumerate(keep):
+        lines = [t for t, c in zip(texts, labels) if c == name][:20 + 15 * i]
+        out_texts += lines
+        out_labels += [name] * len(lines)
+    return out_texts, out_labels
+
+
+def test_the_uniform_prior_gives_every_category_the_same_weight_and_out_of_scope_its_own():
+    import pytest
+
+    y = np.array(["payment"] * 30 + ["human"] * 10 + ["out_of_scope"] * 50)
+    weights = IntentModel()._class_weights(y)
+    assert weights["out_of_scope"] == 1.0
+    assert weights["payment"] * 30 == pytest.approx(weights["human"] * 10) == pytest.approx(20.0)  # the mean
+    # the in-scope lines weigh as much in all as before: the regression's strength is unchanged
+    assert weights["payment"] * 30 + weights["human"] * 10 == pytest.approx(40.0)
+    assert set(IntentModel(class_prior="training")._class_weights(y).values()) == {1.0}
+    with pytest.raises(ValueError, match="class_prior must be"):
+        IntentModel(class_prior="traffic")._class_weights(y)
+
+
+def test_the_uniform_prior_lifts_the_small_categories_and_changes_nothing_on_an_even_mix():
+    texts, labels = _uneven_slice()
+    uniform = IntentModel(stacking="on").fit(texts, labels)
+    training = IntentModel(stacking="on", class_prior="training").fit(texts, labels)
+    small, big = list(uniform.classes_).index(labels[0]), list(uniform.classes_).index(labels[-1])
+    lift = lambda m: m.stack_.intercept_[small] - m.stack_.intercept_[big]  # noqa: E731
+    assert lift(uniform) > lift(training) + 0.1
+    # scored on every line, the uniform model finds more of the smallest category's own lines
+    recall = lambda m: np.mean(m.predict(texts[:20]) == labels[0])  # noqa: E731
+    assert recall(uniform) >= recall(training)
+    even_texts, even_labels = _banking_slice(classes=6, per_class=25)
+    a = IntentModel(stacking="on").fit(even_texts, even_labels)
+    b = IntentModel(stacking="on", class_prior="training").fit(even_texts, even_labels)
+    np.testing.assert_allclose(a.coef_t_, b.coef_t_)
