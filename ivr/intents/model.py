@@ -30,7 +30,8 @@ fitted on their out-of-fold margins, weighs the views class by class (stacking).
 regression counts every category alike, however many lines it has (``class_prior``), so
 the mix of the training files, which says how much ops staff wrote and agents corrected,
 not what callers call about, does not become the model's idea of what is likely;
-out-of-scope lines, a catch-all, keep their own weight. Every
+out-of-scope lines, a catch-all, keep their own weight. (A model that does not stack, such
+as the hotline's Korean one, is the one SVM and still sees its lines as they come.) Every
 step is linear in the features, so the whole model folds into one weight matrix and a
 prediction costs what one linear SVM costs. Its scores become probabilities by temperature
 scaling (softmax of score / T, T fitted on out-of-fold scores by log loss), so a confidence
@@ -283,10 +284,9 @@ class IntentModel(ClassifierMixin, BaseEstimator):
         self.features_ = self._features(texts)
         self.lexicons_z_ = float("nan")  # the lexicon gate's sign test, when it runs
         matrix = self._fit_blocks(texts)
-        self.classes_ = np.unique(y)
-        _, counts = np.unique(y, return_counts=True)
+        self.classes_, counts = np.unique(y, return_counts=True)
         folds = min(self.calibration_folds, int(counts.min()))
-        self.class_weight_ = self._class_weights(y)  # the stacking regression's
+        self.class_weight_ = self._class_weights(self.classes_, counts)  # the stacking regression's
         if folds < 2 or len(self.classes_) < 2:
             self.coef_, self.intercept_ = self._view_weights(matrix, y, slice(None))
             self.temperature_, self.stacked_ = 1.0, False
@@ -417,13 +417,13 @@ class IntentModel(ClassifierMixin, BaseEstimator):
         weight = np.array([self.class_weight_[c] for c in y])  # accuracy under the prior the stack fits
         return float(weight @ (stacked == y)) > float(weight @ (plain == y))
 
-    def _class_weights(self, y) -> dict:
+    def _class_weights(self, names, counts) -> dict:
         """How much one training line of each category counts in the stacking regression.
         ``"uniform"``: every category as much as another, whatever number of lines it has
         (the lines' mix says how much ops staff wrote and agents corrected, not how often
         callers call about it), except ``out_of_scope``, everything no category covers, which
-        keeps the weight of its lines; ``"training"``: every line alike."""
-        names, counts = np.unique(y, return_counts=True)
+        keeps the weight of its lines; ``"training"``: every line alike. ``names`` and their
+        ``counts`` of lines as ``np.unique`` gives them."""
         if self.class_prior == "training":
             return {c: 1.0 for c in names}
         if self.class_prior != "uniform":

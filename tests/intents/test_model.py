@@ -146,29 +146,26 @@ def test_blocks_fitted_in_parallel_are_what_the_feature_union_fits():
 
 
 def _uneven_slice(classes: int = 6):
-    """BANKING77 intents with 20, 35, 50 ... lines: a training mix no caller population has."""
-    texts, labels, _, _ = bench.read_banking77(bench.default_folder())
-    keep = sorted(set(labels))[:classes]
-    out_texts, out_labels = [], []
-    for i, name in enumerate(keep):
-        lines = [t for t, c in zip(texts, labels) if c == name][:20 + 15 * i]
-        out_texts += lines
-        out_labels += [name] * len(lines)
-    return out_texts, out_labels
+    """BANKING77 intents with 20, 35, 50 ... lines, one intent after another: a training mix
+    no caller population has."""
+    texts, labels = _banking_slice(classes=classes, per_class=20 + 15 * (classes - 1))
+    names = sorted(set(labels))
+    lines = [[t for t, c in zip(texts, labels) if c == name][:20 + 15 * i] for i, name in enumerate(names)]
+    return [t for group in lines for t in group], [name for name, group in zip(names, lines) for _ in group]
 
 
 def test_the_uniform_prior_gives_every_category_the_same_weight_and_out_of_scope_its_own():
     import pytest
 
     y = np.array(["payment"] * 30 + ["human"] * 10 + ["out_of_scope"] * 50)
-    weights = IntentModel()._class_weights(y)
+    weights = IntentModel()._class_weights(*np.unique(y, return_counts=True))
     assert weights["out_of_scope"] == 1.0
     assert weights["payment"] * 30 == pytest.approx(weights["human"] * 10) == pytest.approx(20.0)  # the mean
     # the in-scope lines weigh as much in all as before: the regression's strength is unchanged
     assert weights["payment"] * 30 + weights["human"] * 10 == pytest.approx(40.0)
-    assert set(IntentModel(class_prior="training")._class_weights(y).values()) == {1.0}
+    assert set(IntentModel(class_prior="training")._class_weights(*np.unique(y, return_counts=True)).values()) == {1.0}
     with pytest.raises(ValueError, match="class_prior must be"):
-        IntentModel(class_prior="traffic")._class_weights(y)
+        IntentModel(class_prior="traffic")._class_weights(*np.unique(y, return_counts=True))
 
 
 def test_the_uniform_prior_lifts_the_small_categories_and_changes_nothing_on_an_even_mix():
